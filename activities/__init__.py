@@ -1,0 +1,41 @@
+"""Activities: side effects, one module per stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.documents import DocumentActivities
+from activities.fulfillment import FulfillmentActivities
+from activities.inventory import InventoryActivities
+from activities.projection import ProjectionActivities
+from activities.response import ResponseActivities
+from activities.routing import RoutingActivities
+from activities.submission import SubmissionActivities
+from activities.validation import ValidationActivities
+from store import Store
+
+
+def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., Any]]:
+    validation = ValidationActivities(store)
+    routing = RoutingActivities(store)
+    response = ResponseActivities(store)
+    documents = DocumentActivities(store)
+    submission = SubmissionActivities(store, webhook_secret)
+    fulfillment = FulfillmentActivities(store)
+    inventory = InventoryActivities(store)
+    projection = ProjectionActivities(store)
+    return [
+        validation.validate_order,
+        routing.route_order,
+        response.send_order_response,
+        documents.create_documents,
+        submission.submit_work_orders,
+        fulfillment.release_work_order,
+        fulfillment.record_pick,
+        fulfillment.record_ship,
+        fulfillment.record_delivery,
+        fulfillment.cancel_release,
+        inventory.cancel_order_lines,
+        projection.project_order,
+    ]

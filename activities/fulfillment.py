@@ -1,0 +1,70 @@
+"""Fulfillment stage: release, pick, ship, deliver and cancel of one location's release.
+
+Each activity writes the release/shipment rows and moves the reservations in guarded
+steps, so a retry after a crash changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from store import Store
+from workflows.fulfillment import fulfillment_workflow_id
+from workflows.model import (
+    CancelReleaseInput,
+    RecordDeliveryInput,
+    RecordPickInput,
+    RecordShipInput,
+    ReleaseInput,
+)
+
+
+class FulfillmentActivities:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @activity.defn(name="release_work_order")
+    async def release_work_order(self, input: ReleaseInput) -> None:
+        f = input.fulfillment
+        seq = int(f.release_key.rsplit("-R", 1)[1])
+        await self.store.fulfillment.release(
+            order_id=f.order_id,
+            location_id=f.location_id,
+            release_key=f.release_key,
+            shipment_key=f.shipment_key,
+            workflow_id=fulfillment_workflow_id(f.order_id, seq),
+            work_order_id=f.work_order_id,
+            lines=[(line.line_id, line.quantity) for line in f.lines],
+            at=input.at,
+        )
+
+    @activity.defn(name="record_pick")
+    async def record_pick(self, input: RecordPickInput) -> None:
+        for line in input.fulfillment.lines:
+            if line.line_id in input.picked:
+                await self.store.inventory.record_pick(
+                    line.reservation_id, input.picked[line.line_id]
+                )
+        await self.store.fulfillment.record_pick(input.fulfillment.shipment_key, input.picked)
+
+    @activity.defn(name="record_ship")
+    async def record_ship(self, input: RecordShipInput) -> None:
+        for line in input.fulfillment.lines:
+            if line.line_id in input.shipped:
+                await self.store.inventory.consume(line.reservation_id)
+        await self.store.fulfillment.record_ship(
+            input.fulfillment.shipment_key, input.carrier, input.tracking_number
+        )
+
+    @activity.defn(name="record_delivery")
+    async def record_delivery(self, input: RecordDeliveryInput) -> None:
+        await self.store.fulfillment.record_delivery(input.fulfillment.shipment_key)
+
+    @activity.defn(name="cancel_release")
+    async def cancel_release(self, input: CancelReleaseInput) -> None:
+        for line in input.fulfillment.lines:
+            if line.line_id in input.line_ids:
+                await self.store.inventory.release(line.reservation_id)
+        await self.store.fulfillment.cancel(
+            input.fulfillment.shipment_key, input.fulfillment.work_order_id, input.line_ids
+        )

@@ -1,0 +1,31 @@
+"""The store: SQLAlchemy tables and repositories (no Temporal imports)."""
+
+from __future__ import annotations
+
+from store.configuration import ConfigRepository, Principal
+from store.database import Database
+from store.fulfillment import FulfillmentRepository
+from store.inventory import InventoryRepository
+from store.orders import OrderRepository
+
+__all__ = ["Database", "Principal", "Store"]
+
+
+class Store:
+    """The repositories over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.inventory = InventoryRepository(db)
+        self.config = ConfigRepository(db)
+        self.orders = OrderRepository(db)
+        self.fulfillment = FulfillmentRepository(db)
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        db = Database(url)
+        await db.migrate()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.dispose()

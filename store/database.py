@@ -1,0 +1,122 @@
+"""Engine, sessions and schema migrations for the store (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from store.tables import Base, SchemaMigration
+
+log = logging.getLogger(__name__)
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and pick the async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Ordered schema migrations. Each runs once, inside one transaction, and is recorded
+# in schema_migrations; add new steps at the end, never edit an applied one.
+def _initial_schema(conn: Connection) -> None:
+    Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables])
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema", _initial_schema),
+]
+
+
+class Database:
+    """One engine and session factory; the repositories take it."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 60}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            self._configure_sqlite()
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def _configure_sqlite(self) -> None:
+        # SQLite allows one writer. Deferred transactions that read and then write can
+        # fail with "database is locked" without waiting; BEGIN IMMEDIATE takes the write
+        # lock up front so concurrent writers queue on the busy timeout instead.
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def insert(self, table: Table | Any) -> Any:
+        """A dialect-specific INSERT that supports ON CONFLICT."""
+        if self.is_sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations; safe to call from several processes at start."""
+        applied: list[int] = []
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # one migrator at a time across processes
+                await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(734001)")
+            await conn.run_sync(
+                lambda c: SchemaMigration.__table__.create(c, checkfirst=True)  # type: ignore[attr-defined]
+            )
+            done = set((await conn.execute(select(SchemaMigration.version))).scalars())
+            for version, name, step in MIGRATIONS:
+                if version in done:
+                    continue
+                await conn.run_sync(step)
+                await conn.execute(
+                    SchemaMigration.__table__.insert().values(  # type: ignore[attr-defined]
+                        version=version, name=name, applied_at=utcnow()
+                    )
+                )
+                log.info("applied store migration %s: %s", version, name)
+                applied.append(version)
+        return applied
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

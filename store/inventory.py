@@ -1,0 +1,238 @@
+"""Inventory and reservations.
+
+Reserving is one conditional UPDATE (`on_hand - reserved >= quantity`), so two orders
+racing for the last unit never both get it, on SQLite (single writer) and PostgreSQL
+(row lock). Every reservation moves through guarded status transitions
+
+    ACTIVE -> PICKED -> CONSUMED      (shipped)
+    ACTIVE | PICKED -> RELEASED       (declined, cancelled, re-routed)
+
+and a transition changes the inventory only when its guarded UPDATE hit the row, so
+a retried activity applies each effect exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.database import Database, utcnow
+from store.tables import Inventory, Reservation
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class StockRow:
+    location_id: str
+    sku: str
+    on_hand: int
+    reserved: int = 0
+
+    @property
+    def atp(self) -> int:
+        return max(self.on_hand - self.reserved, 0)
+
+
+@dataclass(frozen=True)
+class ReservationRow:
+    reservation_id: str
+    order_id: str
+    line_id: str
+    location_id: str
+    sku: str
+    quantity: int
+    status: str
+
+
+class InventoryRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def set_stock(self, rows: Sequence[tuple[str, str, int]]) -> int:
+        """Absolute on-hand snapshot per (location, sku); reservations are kept."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            for start in range(0, len(rows), BATCH):
+                chunk = rows[start : start + BATCH]
+                stmt = self.db.insert(Inventory).values(
+                    [
+                        {
+                            "location_id": loc,
+                            "sku": sku,
+                            "on_hand": qty,
+                            "reserved": 0,
+                            "updated_at": now,
+                        }
+                        for loc, sku, qty in chunk
+                    ]
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["location_id", "sku"],
+                    set_={"on_hand": stmt.excluded.on_hand, "updated_at": now},
+                )
+                await session.execute(stmt)
+        return len(rows)
+
+    async def stock(self, skus: Iterable[str]) -> list[StockRow]:
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                select(Inventory)
+                .where(Inventory.sku.in_(list(skus)))
+                .order_by(Inventory.sku, Inventory.location_id)
+            )
+            return [StockRow(r.location_id, r.sku, r.on_hand, r.reserved) for r in result.scalars()]
+
+    async def get_reservation(self, reservation_id: str) -> ReservationRow | None:
+        async with self.db.sessions() as session:
+            row = await session.get(Reservation, reservation_id)
+            return _reservation(row) if row else None
+
+    async def reserve(
+        self,
+        *,
+        reservation_id: str,
+        order_id: str,
+        line_id: str,
+        location_id: str,
+        sku: str,
+        quantity: int,
+    ) -> bool:
+        """Reserve `quantity` units; idempotent per reservation_id. False when short."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            existing = await session.get(Reservation, reservation_id)
+            if existing is not None:
+                return existing.location_id == location_id and existing.status != "RELEASED"
+            hit = await session.execute(
+                update(Inventory)
+                .where(
+                    Inventory.location_id == location_id,
+                    Inventory.sku == sku,
+                    Inventory.on_hand - Inventory.reserved >= quantity,
+                )
+                .values(reserved=Inventory.reserved + quantity, updated_at=now)
+            )
+            if hit.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            session.add(
+                Reservation(
+                    reservation_id=reservation_id,
+                    order_id=order_id,
+                    line_id=line_id,
+                    location_id=location_id,
+                    sku=sku,
+                    quantity=quantity,
+                    status="ACTIVE",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return True
+
+    async def release(self, reservation_id: str) -> bool:
+        """Give the reserved units back; True only for the call that released them."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(Reservation, reservation_id)
+            if row is None or row.status not in ("ACTIVE", "PICKED"):
+                return False
+            hit = await session.execute(
+                update(Reservation)
+                .where(
+                    Reservation.reservation_id == reservation_id, Reservation.status == row.status
+                )
+                .values(status="RELEASED", updated_at=now)
+            )
+            if hit.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            await self._add_reserved(session, row, -row.quantity)
+            return True
+
+    async def record_pick(self, reservation_id: str, picked: int) -> bool:
+        """Units not found are gone from on-hand (an inventory correction) and no longer
+        reserved; the picked units stay reserved until they ship."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(Reservation, reservation_id)
+            if row is None or row.status != "ACTIVE":
+                return False
+            missing = max(row.quantity - picked, 0)
+            hit = await session.execute(
+                update(Reservation)
+                .where(Reservation.reservation_id == reservation_id, Reservation.status == "ACTIVE")
+                .values(status="PICKED", quantity=row.quantity - missing, updated_at=now)
+            )
+            if hit.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            if missing:
+                # scalar max() in SQLite is greatest() in PostgreSQL
+                greatest = func.max if self.db.is_sqlite else func.greatest
+                await session.execute(
+                    update(Inventory)
+                    .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
+                    .values(
+                        reserved=greatest(Inventory.reserved - missing, 0),
+                        on_hand=greatest(Inventory.on_hand - missing, 0),
+                        updated_at=now,
+                    )
+                )
+            return True
+
+    async def consume(self, reservation_id: str) -> bool:
+        """Shipped: the reserved units leave on-hand."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(Reservation, reservation_id)
+            if row is None or row.status not in ("ACTIVE", "PICKED"):
+                return False
+            hit = await session.execute(
+                update(Reservation)
+                .where(
+                    Reservation.reservation_id == reservation_id, Reservation.status == row.status
+                )
+                .values(status="CONSUMED", updated_at=now)
+            )
+            if hit.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            await session.execute(
+                update(Inventory)
+                .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
+                .values(
+                    reserved=Inventory.reserved - row.quantity,
+                    on_hand=Inventory.on_hand - row.quantity,
+                    updated_at=now,
+                )
+            )
+            return True
+
+    async def reservations_for_order(self, order_id: str) -> list[ReservationRow]:
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                select(Reservation)
+                .where(Reservation.order_id == order_id)
+                .order_by(Reservation.created_at)
+            )
+            return [_reservation(r) for r in result.scalars()]
+
+    async def _add_reserved(self, session: AsyncSession, row: Reservation, delta: int) -> None:
+        await session.execute(
+            update(Inventory)
+            .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
+            .values(reserved=Inventory.reserved + delta, updated_at=utcnow())
+        )
+
+
+def _reservation(row: Reservation) -> ReservationRow:
+    return ReservationRow(
+        row.reservation_id,
+        row.order_id,
+        row.line_id,
+        row.location_id,
+        row.sku,
+        row.quantity,
+        row.status,
+    )

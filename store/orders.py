@@ -1,0 +1,278 @@
+"""Order projection, audit trail, approvals and documents.
+
+The workflow owns an order's truth; these rows are its projection for lists,
+reporting and lookups (which workflow handles shipment X), written idempotently so
+a retried activity never duplicates anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from store.database import Database, utcnow
+from store.tables import Approval, Document, Order, OrderEvent, OrderLine, Return
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    order_id: str
+    sales_channel: str
+    customer_id: str
+    status: str
+    total: Decimal
+    currency: str
+    request_hash: str
+    workflow_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LineProjection:
+    line_id: str
+    status: str
+    location_id: str | None
+    planned_ship_date: date | None
+
+
+class OrderRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        order_id: str,
+        sales_channel: str,
+        customer_id: str,
+        total: Decimal,
+        currency: str,
+        request_hash: str,
+        workflow_id: str,
+        lines: list[tuple[str, str, int, Decimal]],
+    ) -> tuple[bool, OrderRow]:
+        """Insert the order unless it exists. Returns (created, row)."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            stmt = (
+                self.db.insert(Order)
+                .values(
+                    order_id=order_id,
+                    sales_channel=sales_channel,
+                    customer_id=customer_id,
+                    status="CREATED",
+                    total=total,
+                    currency=currency,
+                    request_hash=request_hash,
+                    workflow_id=workflow_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["order_id"])
+            )
+            created = (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+            if created:
+                session.add_all(
+                    OrderLine(
+                        order_id=order_id,
+                        line_id=line_id,
+                        sku=sku,
+                        quantity=qty,
+                        unit_price=price,
+                        status="CREATED",
+                    )
+                    for line_id, sku, qty, price in lines
+                )
+            row = await session.get(Order, order_id)
+            assert row is not None
+            return created, _order(row)
+
+    async def get(self, order_id: str) -> OrderRow | None:
+        async with self.db.sessions() as session:
+            row = await session.get(Order, order_id)
+            return _order(row) if row else None
+
+    async def search(
+        self,
+        *,
+        status: str | None = None,
+        sales_channel: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[OrderRow], int]:
+        query = select(Order)
+        if status:
+            query = query.where(Order.status == status)
+        if sales_channel:
+            query = query.where(Order.sales_channel == sales_channel)
+        if customer_id:
+            query = query.where(Order.customer_id == customer_id)
+        async with self.db.sessions() as session:
+            total = (
+                await session.execute(select(func.count()).select_from(query.subquery()))
+            ).scalar_one()
+            rows = await session.execute(
+                query.order_by(Order.created_at.desc(), Order.order_id).limit(limit).offset(offset)
+            )
+            return [_order(r) for r in rows.scalars()], int(total)
+
+    async def lines(self, order_id: str) -> list[LineProjection]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_id)
+            )
+            return [
+                LineProjection(r.line_id, r.status, r.location_id, r.planned_ship_date)
+                for r in rows.scalars()
+            ]
+
+    async def project(
+        self,
+        *,
+        order_id: str,
+        status: str,
+        updated_at: datetime,
+        lines: list[LineProjection],
+        events: list[tuple[int, datetime, str, str]],
+        approvals: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Write the workflow's current status, line statuses, new events and approvals."""
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Order)
+                .where(Order.order_id == order_id)
+                .values(status=status, updated_at=updated_at)
+            )
+            for line in lines:
+                await session.execute(
+                    update(OrderLine)
+                    .where(OrderLine.order_id == order_id, OrderLine.line_id == line.line_id)
+                    .values(
+                        status=line.status,
+                        location_id=line.location_id,
+                        planned_ship_date=line.planned_ship_date,
+                    )
+                )
+            if events:
+                await session.execute(
+                    self.db.insert(OrderEvent)
+                    .values(
+                        [
+                            {
+                                "order_id": order_id,
+                                "seq": seq,
+                                "at": at,
+                                "type": kind,
+                                "detail": detail,
+                            }
+                            for seq, at, kind, detail in events
+                        ]
+                    )
+                    .on_conflict_do_nothing(index_elements=["order_id", "seq"])
+                )
+            for approval in approvals or []:
+                values = {
+                    k: approval[k]
+                    for k in ("rank", "approvers", "status", "decided_by", "comment", "decided_at")
+                }
+                stmt = (
+                    self.db.insert(Approval)
+                    .values(order_id=order_id, reason=approval["reason"], **values)
+                    .on_conflict_do_update(index_elements=["order_id", "reason"], set_=values)
+                )
+                await session.execute(stmt)
+
+    async def events(self, order_id: str) -> list[tuple[int, datetime, str, str]]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.seq)
+            )
+            return [(r.seq, r.at, r.type, r.detail) for r in rows.scalars()]
+
+    async def pending_approvals(self, approver: str | None) -> list[dict[str, Any]]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Approval)
+                .where(Approval.status == "pending")
+                .order_by(Approval.order_id, Approval.rank)
+            )
+            return [
+                {
+                    "order_id": r.order_id,
+                    "reason": r.reason,
+                    "rank": r.rank,
+                    "approvers": list(r.approvers),
+                    "status": r.status,
+                }
+                for r in rows.scalars()
+                if approver is None or approver in r.approvers
+            ]
+
+    async def save_document(
+        self, *, document_id: str, order_id: str, location_id: str, kind: str, content: bytes
+    ) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                self.db.insert(Document)
+                .values(
+                    document_id=document_id,
+                    order_id=order_id,
+                    location_id=location_id,
+                    kind=kind,
+                    content=content,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["document_id"])
+            )
+
+    async def document(self, document_id: str) -> tuple[str, str, bytes] | None:
+        """(order_id, location_id, content) of one document."""
+        async with self.db.sessions() as session:
+            row = await session.get(Document, document_id)
+            return (row.order_id, row.location_id, row.content) if row else None
+
+    async def save_return(
+        self,
+        *,
+        return_id: str,
+        order_id: str,
+        type: str,
+        lines: list[dict[str, Any]],
+        status: str,
+        reason: str,
+    ) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                self.db.insert(Return)
+                .values(
+                    return_id=return_id,
+                    order_id=order_id,
+                    type=type,
+                    lines=lines,
+                    status=status,
+                    reason=reason,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["return_id"])
+            )
+
+
+def _order(row: Order) -> OrderRow:
+    return OrderRow(
+        row.order_id,
+        row.sales_channel,
+        row.customer_id,
+        row.status,
+        Decimal(row.total),
+        row.currency,
+        row.request_hash,
+        row.workflow_id,
+        row.created_at,
+        row.updated_at,
+    )

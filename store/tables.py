@@ -1,0 +1,201 @@
+"""SQLAlchemy 2 tables of the store. No Temporal imports here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+        Decimal: Numeric(14, 2),
+    }
+
+
+class SchemaMigration(Base):
+    __tablename__ = "schema_migrations"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime]
+
+
+class Location(Base):
+    __tablename__ = "locations"
+    location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(32))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    cutoff_time: Mapped[str] = mapped_column(String(5))
+    lead_time_days: Mapped[int] = mapped_column(Integer, default=0)
+    daily_capacity: Mapped[int] = mapped_column(Integer, default=1000)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class SalesChannel(Base):
+    __tablename__ = "sales_channels"
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    identity: Mapped[str] = mapped_column(String(100))
+
+
+class Inventory(Base):
+    __tablename__ = "inventory"
+    location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+    __table_args__ = (Index("ix_inventory_sku", "sku"),)
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+    reservation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    line_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    # ACTIVE -> RELEASED (given back) or CONSUMED (shipped)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sales_channel: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    total: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal]
+    status: Mapped[str] = mapped_column(String(32))
+    location_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    planned_ship_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class OrderRelease(Base):
+    __tablename__ = "order_releases"
+    release_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    location_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    # 1 marks the current release of a line, 0 a superseded one
+    status_quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+    shipment_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    release_key: Mapped[str] = mapped_column(String(200))
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    location_id: Mapped[str] = mapped_column(String(64), index=True)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    released_quantity: Mapped[int] = mapped_column(Integer)
+    picked_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # shipped quantity: 0 until the units ship
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    carrier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[datetime]
+
+
+class WorkOrder(Base):
+    __tablename__ = "work_orders"
+    work_order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    location_id: Mapped[str] = mapped_column(String(64), index=True)
+    line_ids: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    approvers: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    document_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    location_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class Return(Base):
+    __tablename__ = "returns"
+    return_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    lines: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class OrderEvent(Base):
+    __tablename__ = "order_events"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,287 @@
+"""FulfillmentWorkflow: one child per location and release.
+
+release -> wait for the pick report -> ship -> deliver. Each step is an activity that
+writes the store, then a `fulfillment_progress` signal tells the parent order. Units
+not found at pick are reported back as backordered: the parent re-routes them and a
+new release (new release key, new shipment key) follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import activity_calls
+    from workflows.model import (
+        CancelLinesInput,
+        CancelReleaseInput,
+        DeliverReport,
+        FulfillmentInput,
+        FulfillmentProgress,
+        FulfillmentResult,
+        PickReport,
+        RecordDeliveryInput,
+        RecordPickInput,
+        RecordShipInput,
+        ReleaseInput,
+        ShipmentStatus,
+        ShipReport,
+        StoreReportResult,
+    )
+
+
+def fulfillment_workflow_id(order_id: str, seq: int) -> str:
+    return f"order-{order_id}-release-{seq}"
+
+
+@workflow.defn(name="FulfillmentWorkflow")
+class FulfillmentWorkflow:
+    @workflow.init
+    def __init__(self, input: FulfillmentInput) -> None:
+        self.input = input
+        self.status = ShipmentStatus.OPEN
+        self.line_ids = [line.line_id for line in input.lines]
+        self.pick_report: PickReport | None = None
+        self.ship_report: ShipReport | None = None
+        self.delivery_report: DeliverReport | None = None
+        self.picked: dict[str, int] = {}
+        self.cancel_requests: list[CancelLinesInput] = []
+        self.cancelled: set[str] = set()
+
+    @workflow.run
+    async def run(self, input: FulfillmentInput) -> FulfillmentResult:
+        workflow.set_current_details(f"releasing to {input.location_id}")
+        await activity_calls.run(
+            "release_work_order", ReleaseInput(fulfillment=input, at=workflow.now())
+        )
+        await self._tell_parent("released", {line.line_id: line.quantity for line in input.lines})
+
+        workflow.set_current_details(f"waiting for the pick report of {input.shipment_key}")
+        await self._wait(lambda: self.pick_report is not None)
+        if self._live_lines():
+            assert self.pick_report is not None
+            reported = {p.line_id: p.picked_quantity for p in self.pick_report.lines}
+            self.picked = {lid: reported.get(lid, 0) for lid in self._live_lines()}
+            await activity_calls.run(
+                "record_pick", RecordPickInput(fulfillment=input, picked=self.picked)
+            )
+            self.status = ShipmentStatus.PICKED
+            ordered = {line.line_id: line.quantity for line in input.lines}
+            await self._tell_parent(
+                "picked",
+                self.picked,
+                backordered={
+                    lid: ordered[lid] - q for lid, q in self.picked.items() if q < ordered[lid]
+                },
+            )
+        if any(self.picked.get(lid) for lid in self._live_lines()):
+            workflow.set_current_details(f"packing {input.shipment_key}, waiting for ship")
+            await self._wait(lambda: self.ship_report is not None)
+        shipped = {lid: self.picked[lid] for lid in self._live_lines() if self.picked.get(lid)}
+        if shipped:
+            assert self.ship_report is not None
+            await activity_calls.run(
+                "record_ship",
+                RecordShipInput(
+                    fulfillment=input,
+                    shipped=shipped,
+                    carrier=self.ship_report.carrier,
+                    tracking_number=self.ship_report.tracking_number,
+                ),
+            )
+            self.status = ShipmentStatus.SHIPPED
+            await self._tell_parent(
+                "shipped",
+                shipped,
+                carrier=self.ship_report.carrier,
+                tracking_number=self.ship_report.tracking_number,
+            )
+            workflow.set_current_details(f"{input.shipment_key} shipped, waiting for delivery")
+            # shipped units cannot be cancelled any more
+            await workflow.wait_condition(lambda: self.delivery_report is not None)
+            await activity_calls.run(
+                "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+            )
+            self.status = ShipmentStatus.DELIVERED
+            await self._tell_parent("delivered", shipped)
+        elif self.status == ShipmentStatus.PICKED:
+            self.status = ShipmentStatus.BACKORDERED  # nothing found: all re-routed
+        else:
+            self.status = ShipmentStatus.CANCELLED
+        workflow.set_current_details(f"{input.shipment_key} {self.status.value.lower()}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return FulfillmentResult(
+            release_key=input.release_key,
+            delivered=shipped if self.status == ShipmentStatus.DELIVERED else {},
+            cancelled=not shipped,
+        )
+
+    async def _wait(self, reported: Callable[[], bool]) -> None:
+        """Wait for a store report, applying cancel requests from the parent meanwhile."""
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self.cancel_requests) or reported() or not self._live_lines()
+            )
+            if self.cancel_requests:
+                await self._apply_cancels()
+                continue
+            return
+
+    async def _apply_cancels(self) -> None:
+        requests, self.cancel_requests = self.cancel_requests, []
+        line_ids = [lid for r in requests for lid in r.line_ids if lid in self._live_lines()]
+        if not line_ids:
+            return
+        reason = "; ".join(r.reason for r in requests if r.reason)
+        await activity_calls.run(
+            "cancel_release",
+            CancelReleaseInput(fulfillment=self.input, line_ids=line_ids, reason=reason),
+        )
+        self.cancelled.update(line_ids)
+        await self._tell_parent("cancelled", {lid: 1 for lid in line_ids})
+
+    def _live_lines(self) -> list[str]:
+        return [lid for lid in self.line_ids if lid not in self.cancelled]
+
+    async def _tell_parent(
+        self,
+        kind: str,
+        quantities: dict[str, int],
+        *,
+        backordered: dict[str, int] | None = None,
+        carrier: str | None = None,
+        tracking_number: str | None = None,
+    ) -> None:
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        progress = FulfillmentProgress(
+            release_key=self.input.release_key,
+            shipment_key=self.input.shipment_key,
+            location_id=self.input.location_id,
+            kind=kind,
+            quantities=quantities,
+            backordered=backordered or {},
+            carrier=carrier,
+            tracking_number=tracking_number,
+        )
+        handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        await handle.signal("fulfillment_progress", progress)
+
+    # ------------------------------------------------------------------ parent → child
+    @workflow.signal
+    def cancel_lines(self, request: CancelLinesInput) -> None:
+        self.cancel_requests.append(request)
+
+    # ------------------------------------------------------------------ store reports
+    # Updates for the API (the store learns at once whether its report counted);
+    # signals of the same name logic for the Temporal UI and CLI.
+    def _check_pick(self, report: PickReport) -> None:
+        if self.pick_report is not None or self.status != ShipmentStatus.OPEN:
+            raise ApplicationError(
+                "the pick of this shipment is already reported",
+                type="NotPending",
+                non_retryable=True,
+            )
+        ordered = {line.line_id: line.quantity for line in self.input.lines}
+        for picked in report.lines:
+            if picked.line_id not in ordered:
+                raise ApplicationError(
+                    f"line {picked.line_id} is not in this shipment",
+                    type="UnknownLine",
+                    non_retryable=True,
+                )
+            if picked.picked_quantity > ordered[picked.line_id]:
+                raise ApplicationError(
+                    f"line {picked.line_id}: picked {picked.picked_quantity} of "
+                    f"{ordered[picked.line_id]} released",
+                    type="InvalidQuantity",
+                    non_retryable=True,
+                )
+
+    def _check_ship(self, report: ShipReport) -> None:
+        if self.status != ShipmentStatus.PICKED or self.ship_report is not None:
+            raise ApplicationError(
+                f"shipment is {self.status.value}, not PICKED",
+                type="NotPending",
+                non_retryable=True,
+            )
+        if not any(self.picked.get(lid) for lid in self._live_lines()):
+            raise ApplicationError(
+                "nothing was picked, nothing to ship", type="NotPending", non_retryable=True
+            )
+
+    def _check_deliver(self, report: DeliverReport) -> None:
+        if self.status != ShipmentStatus.SHIPPED or self.delivery_report is not None:
+            raise ApplicationError(
+                f"shipment is {self.status.value}, not SHIPPED",
+                type="NotPending",
+                non_retryable=True,
+            )
+
+    @workflow.update
+    async def report_pick(self, report: PickReport) -> StoreReportResult:
+        self.pick_report = report
+        await workflow.wait_condition(lambda: self.status != ShipmentStatus.OPEN)
+        return self._result()
+
+    @report_pick.validator
+    def _validate_pick(self, report: PickReport) -> None:
+        self._check_pick(report)
+
+    @workflow.update
+    async def report_ship(self, report: ShipReport) -> StoreReportResult:
+        self.ship_report = report
+        await workflow.wait_condition(lambda: self.status != ShipmentStatus.PICKED)
+        return self._result()
+
+    @report_ship.validator
+    def _validate_ship(self, report: ShipReport) -> None:
+        self._check_ship(report)
+
+    @workflow.update
+    async def report_delivery(self, report: DeliverReport) -> StoreReportResult:
+        self.delivery_report = report
+        await workflow.wait_condition(lambda: self.status != ShipmentStatus.SHIPPED)
+        return self._result()
+
+    @report_delivery.validator
+    def _validate_delivery(self, report: DeliverReport) -> None:
+        self._check_deliver(report)
+
+    @workflow.signal
+    def pick(self, report: PickReport) -> None:
+        try:
+            self._check_pick(report)
+        except ApplicationError as err:
+            workflow.logger.warning("pick signal ignored: %s", err)
+            return
+        self.pick_report = report
+
+    @workflow.signal
+    def ship(self, report: ShipReport) -> None:
+        try:
+            self._check_ship(report)
+        except ApplicationError as err:
+            workflow.logger.warning("ship signal ignored: %s", err)
+            return
+        self.ship_report = report
+
+    @workflow.signal
+    def deliver(self, report: DeliverReport) -> None:
+        try:
+            self._check_deliver(report)
+        except ApplicationError as err:
+            workflow.logger.warning("deliver signal ignored: %s", err)
+            return
+        self.delivery_report = report
+
+    @workflow.query
+    def shipment_status(self) -> StoreReportResult:
+        return self._result()
+
+    def _result(self) -> StoreReportResult:
+        return StoreReportResult(shipment_key=self.input.shipment_key, status=self.status)

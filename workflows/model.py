@@ -1,0 +1,563 @@
+"""The contract: pydantic types exchanged by workflows, activities and the API.
+
+Every workflow, activity, signal and update takes one input object and returns one
+result object, so fields can be added later without breaking running histories.
+Money is Decimal (a decimal string on the wire); quantities are positive integers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# --------------------------------------------------------------------------- statuses
+
+
+class OrderStatus(StrEnum):
+    CREATED = "CREATED"
+    VALIDATING = "VALIDATING"
+    VALIDATED = "VALIDATED"
+    ON_HOLD = "ON_HOLD"
+    ROUTING = "ROUTING"
+    CHECK_ANNOUNCED = "CHECK_ANNOUNCED"
+    NOT_ANNOUNCED = "NOT_ANNOUNCED"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    DECLINED = "DECLINED"
+    APPROVED = "APPROVED"
+    RESPONDED = "RESPONDED"
+    DOCUMENTED = "DOCUMENTED"
+    SUBMITTED = "SUBMITTED"
+    IN_FULFILLMENT = "IN_FULFILLMENT"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class LineStatus(StrEnum):
+    CREATED = "CREATED"
+    SCHEDULED = "SCHEDULED"
+    RELEASED = "RELEASED"
+    BACKORDERED = "BACKORDERED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+    RETURNED = "RETURNED"
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    TIMED_OUT = "timed_out"
+    WITHDRAWN = "withdrawn"
+
+
+class ReleaseStatus(StrEnum):
+    RELEASED = "RELEASED"
+    PICKED = "PICKED"
+    BACKORDERED = "BACKORDERED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+class ShipmentStatus(StrEnum):
+    OPEN = "OPEN"
+    PICKED = "PICKED"
+    BACKORDERED = "BACKORDERED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+DocumentKind = Literal["delivery_note", "return_note", "return_label"]
+ProgressKind = Literal["released", "picked", "shipped", "delivered", "cancelled"]
+PositiveQty = Annotated[int, Field(gt=0, le=1_000_000)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class _Strict(BaseModel):
+    """Inputs from outside reject unknown fields so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- order body
+
+
+class Customer(_Strict):
+    id: Identifier
+    email: str | None = Field(default=None, max_length=254)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Address(_Strict):
+    name: str | None = Field(default=None, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class OrderLineInput(_Strict):
+    line_id: Identifier
+    sku: Identifier
+    quantity: PositiveQty
+    unit_price: Money
+
+
+class Payment(_Strict):
+    method: str = Field(min_length=1, max_length=32)
+    amount: Money
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+    authorized: bool = False
+
+
+class Delivery(_Strict):
+    type: Literal["ship", "pickup"] = "ship"
+    ship_complete: bool = False
+    pickup_location_id: str | None = None
+
+
+class OrderInput(_Strict):
+    """The order body a web shop posts; also the OrderWorkflow input."""
+
+    order_id: Identifier
+    sales_channel: Identifier
+    customer: Customer
+    ship_to: Address
+    lines: list[OrderLineInput] = Field(min_length=1, max_length=500)
+    payment: Payment
+    delivery: Delivery = Field(default_factory=Delivery)
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_line_ids(cls, lines: list[OrderLineInput]) -> list[OrderLineInput]:
+        seen: set[str] = set()
+        for line in lines:
+            if line.line_id in seen:
+                raise ValueError(f"duplicate line_id {line.line_id!r}")
+            seen.add(line.line_id)
+        return lines
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0"))
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class LocationConfig(BaseModel):
+    location_id: Identifier
+    name: str
+    type: Literal["warehouse", "store"] = "warehouse"
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    time_zone: str = "UTC"
+    cutoff_time: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    lead_time_days: int = Field(default=0, ge=0, le=60)
+    daily_capacity: int = Field(default=1000, ge=0)
+    priority: int = 0
+    enabled: bool = True
+    webhook_url: str | None = None
+
+
+class ApprovalReasonConfig(BaseModel):
+    reason: Identifier
+    rank: int = Field(default=1, ge=1)
+    approvers: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+def _default_document_kinds() -> list[DocumentKind]:
+    return ["delivery_note"]
+
+
+class SalesChannelConfig(BaseModel):
+    channel_id: Identifier
+    name: str = ""
+    approval_reasons: list[ApprovalReasonConfig] = Field(default_factory=list)
+    excluded_locations: list[str] = Field(default_factory=list)
+    document_kinds: list[DocumentKind] = Field(default_factory=_default_document_kinds)
+    fraud_total_threshold: Decimal | None = None
+    return_window_days: int = Field(default=30, ge=0, le=365)
+    callback_url: str | None = None
+    auto_cancel_not_announced: bool = False
+    # backordered units with no location in stock are re-routed on a durable timer,
+    # up to this many times; then the remaining units are cancelled
+    backorder_retry_seconds: float = Field(default=3600, gt=0)
+    backorder_max_attempts: int = Field(default=24, ge=0)
+
+
+# --------------------------------------------------------------------------- order view
+
+
+class Event(BaseModel):
+    seq: int
+    at: datetime
+    type: str
+    detail: str = ""
+
+
+class LineView(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    status: LineStatus = LineStatus.CREATED
+    location_id: str | None = None
+    planned_ship_date: date | None = None
+    shipped_quantity: int = 0
+    delivered_quantity: int = 0
+    cancelled_quantity: int = 0
+
+
+class Candidate(BaseModel):
+    location_id: str
+    atp: int
+    distance_km: float | None = None
+    score: float | None = None
+    rejected_reason: str | None = None
+
+
+class RoutingDecision(BaseModel):
+    line_id: str
+    attempt: int
+    quantity: int
+    location_id: str | None = None
+    reservation_id: str | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    reason: str = ""
+
+
+class ApprovalView(BaseModel):
+    reason: str
+    rank: int
+    approvers: list[str]
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    comment: str | None = None
+    decided_at: datetime | None = None
+
+
+class ReleaseView(BaseModel):
+    release_key: str
+    line_id: str
+    location_id: str
+    quantity: int
+    status: ReleaseStatus
+    status_quantity: int
+    created_at: datetime
+
+
+class ShipmentView(BaseModel):
+    shipment_key: str
+    release_key: str
+    line_id: str
+    location_id: str
+    quantity: int = 0
+    status: ShipmentStatus = ShipmentStatus.OPEN
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class DocumentView(BaseModel):
+    document_id: str
+    location_id: str
+    kind: str
+    url: str
+
+
+class ReturnLine(BaseModel):
+    line_id: str
+    quantity: int
+
+
+class ReturnView(BaseModel):
+    return_id: str
+    type: Literal["CANCEL", "RETURN"]
+    lines: list[ReturnLine]
+    status: str
+    reason: str = ""
+
+
+class WorkOrderView(BaseModel):
+    work_order_id: str
+    location_id: str
+    line_ids: list[str]
+
+
+class OrderView(BaseModel):
+    """What GET /v1/orders/{id} and the `state` query return."""
+
+    order_id: str
+    sales_channel: str
+    customer_id: str
+    status: OrderStatus
+    hold_reasons: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    total: Decimal
+    currency: str
+    lines: list[LineView]
+    routing: list[RoutingDecision] = Field(default_factory=list)
+    approvals: list[ApprovalView] = Field(default_factory=list)
+    releases: list[ReleaseView] = Field(default_factory=list)
+    shipments: list[ShipmentView] = Field(default_factory=list)
+    documents: list[DocumentView] = Field(default_factory=list)
+    work_orders: list[WorkOrderView] = Field(default_factory=list)
+    returns: list[ReturnView] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+
+    def line(self, line_id: str) -> LineView:
+        for line in self.lines:
+            if line.line_id == line_id:
+                return line
+        raise KeyError(line_id)
+
+
+# --------------------------------------------------------------------------- signals / updates
+
+
+class ApprovalDecisionInput(_Strict):
+    reason: str = Field(min_length=1, max_length=64)
+    decision: Literal["approve", "decline"]
+    approver: str = Field(default="", max_length=100)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class CancelInput(_Strict):
+    line_ids: list[str] | None = None
+    reason: str = Field(default="customer request", max_length=500)
+
+
+class ResumeInput(_Strict):
+    payment: Payment | None = None
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class PickedLine(_Strict):
+    line_id: str = Field(min_length=1, max_length=64)
+    picked_quantity: int = Field(ge=0, le=1_000_000)
+
+
+class PickReport(_Strict):
+    lines: list[PickedLine] = Field(min_length=1)
+
+
+class ShipReport(_Strict):
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: str = Field(min_length=1, max_length=128)
+
+
+class DeliverReport(_Strict):
+    delivered_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------- projection
+
+
+class OrderProjection(BaseModel):
+    """Status and line projection written to the store at every change, with new events."""
+
+    order_id: str
+    sales_channel: str
+    customer_id: str
+    status: OrderStatus
+    total: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    lines: list[LineView]
+    new_events: list[Event] = Field(default_factory=list)
+    approvals: list[ApprovalView] | None = None
+
+
+# --------------------------------------------------------------------------- activity I/O
+
+
+class ValidateOrderInput(BaseModel):
+    order: OrderInput
+
+
+class ValidateOrderResult(BaseModel):
+    hold_reasons: list[str] = Field(default_factory=list)
+    channel: SalesChannelConfig | None = None
+
+
+class RouteLine(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    attempt: int
+    exclude_locations: list[str] = Field(default_factory=list)
+
+
+class RouteOrderInput(BaseModel):
+    order_id: str
+    sales_channel: str
+    ship_to: Address
+    lines: list[RouteLine]
+
+
+class RouteOrderResult(BaseModel):
+    decisions: list[RoutingDecision]
+
+
+class ResponseLine(BaseModel):
+    line_id: str
+    location_id: str
+
+
+class OrderResponseInput(BaseModel):
+    order_id: str
+    sales_channel: str
+    lines: list[ResponseLine]
+    as_of: datetime
+
+
+class OrderResponseResult(BaseModel):
+    planned_ship_dates: dict[str, date]
+    callback_sent: bool = False
+
+
+class ReleasePlan(BaseModel):
+    """One location's share of an order in one release: documents, work order, child."""
+
+    seq: int
+    location_id: str
+    line_ids: list[str]
+    release_key: str
+    shipment_key: str
+    work_order_id: str
+
+
+class DocumentsInput(BaseModel):
+    order: OrderInput
+    kinds: list[str]
+    releases: list[ReleasePlan]
+
+
+class DocumentsResult(BaseModel):
+    documents: list[DocumentView]
+
+
+class SubmitWorkOrdersInput(BaseModel):
+    order_id: str
+    releases: list[ReleasePlan]
+
+
+class SubmitWorkOrdersResult(BaseModel):
+    work_orders: list[WorkOrderView]
+    sent_to_webhook: list[str] = Field(default_factory=list)
+
+
+class CancelOrderInput(BaseModel):
+    """Release reservations of cancelled units and record the CANCEL return."""
+
+    order_id: str
+    return_id: str
+    lines: list[ReturnLine]
+    reservation_ids: list[str]
+    reason: str
+
+
+class CancelOrderResult(BaseModel):
+    released: list[str]
+
+
+class FulfillmentLine(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    reservation_id: str
+
+
+class FulfillmentInput(BaseModel):
+    order_id: str
+    location_id: str
+    release_key: str
+    shipment_key: str
+    work_order_id: str
+    lines: list[FulfillmentLine]
+
+
+class FulfillmentResult(BaseModel):
+    release_key: str
+    delivered: dict[str, int] = Field(default_factory=dict)
+    cancelled: bool = False
+
+
+class ReleaseInput(BaseModel):
+    fulfillment: FulfillmentInput
+    at: datetime
+
+
+class RecordPickInput(BaseModel):
+    fulfillment: FulfillmentInput
+    picked: dict[str, int]
+
+
+class RecordShipInput(BaseModel):
+    fulfillment: FulfillmentInput
+    shipped: dict[str, int]
+    carrier: str
+    tracking_number: str
+
+
+class RecordDeliveryInput(BaseModel):
+    fulfillment: FulfillmentInput
+    delivered: dict[str, int]
+
+
+class CancelReleaseInput(BaseModel):
+    fulfillment: FulfillmentInput
+    line_ids: list[str]
+    reason: str
+
+
+class CancelLinesInput(BaseModel):
+    """Parent to fulfillment child: stop work on these lines if not shipped yet."""
+
+    line_ids: list[str]
+    reason: str = ""
+
+
+class FulfillmentProgress(BaseModel):
+    """Signal from a fulfillment child to its order: what happened at the location."""
+
+    release_key: str
+    shipment_key: str
+    location_id: str
+    kind: ProgressKind
+    # line_id -> quantity that reached this step (picked / shipped / delivered)
+    quantities: dict[str, int] = Field(default_factory=dict)
+    # line_id -> units not found at the location (only on "picked")
+    backordered: dict[str, int] = Field(default_factory=dict)
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class ApprovalUpdateResult(BaseModel):
+    approvals: list[ApprovalView]
+    status: OrderStatus
+
+
+class StoreReportResult(BaseModel):
+    shipment_key: str
+    status: ShipmentStatus
+
+
+class OrderCommandResult(BaseModel):
+    status: OrderStatus

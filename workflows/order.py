@@ -1,0 +1,620 @@
+"""OrderWorkflow: one durable workflow per order, id `order-{order_id}`.
+
+validation -> routing -> approval -> temporary response -> documents -> submission ->
+one FulfillmentWorkflow child per location and release, re-routing backordered units
+until every line is delivered or cancelled; then the return window, then COMPLETED.
+
+Stage work runs under `self.lock` so a cancel or decision arriving mid-stage waits for
+the stage's activity to finish instead of interleaving with it (safe message handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import activity_calls, search
+    from workflows.approval import ApprovalBook
+    from workflows.fulfillment import FulfillmentWorkflow, fulfillment_workflow_id
+    from workflows.model import (
+        ApprovalDecisionInput,
+        ApprovalStatus,
+        ApprovalUpdateResult,
+        CancelInput,
+        CancelLinesInput,
+        CancelOrderInput,
+        CancelOrderResult,
+        DocumentsInput,
+        DocumentsResult,
+        FulfillmentInput,
+        FulfillmentLine,
+        FulfillmentProgress,
+        LineView,
+        OrderCommandResult,
+        OrderInput,
+        OrderProjection,
+        OrderResponseInput,
+        OrderResponseResult,
+        OrderStatus,
+        OrderView,
+        ReleasePlan,
+        ResponseLine,
+        ResumeInput,
+        ReturnLine,
+        ReturnView,
+        RouteLine,
+        RouteOrderInput,
+        RouteOrderResult,
+        SalesChannelConfig,
+        SubmitWorkOrdersInput,
+        SubmitWorkOrdersResult,
+        ValidateOrderInput,
+        ValidateOrderResult,
+    )
+    from workflows.order_state import (
+        LineProgress,
+        OrderState,
+        release_key,
+        shipment_key,
+        work_order_id,
+    )
+
+TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
+# statuses before fulfillment in which routing may still be waiting for the operator
+ROUTING_WAITS = (OrderStatus.ON_HOLD, OrderStatus.NOT_ANNOUNCED, OrderStatus.CHECK_ANNOUNCED)
+
+
+def order_workflow_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, order: OrderInput) -> None:
+        now = workflow.now()
+        self.order = order
+        view = OrderView(
+            order_id=order.order_id,
+            sales_channel=order.sales_channel,
+            customer_id=order.customer.id,
+            status=OrderStatus.CREATED,
+            created_at=now,
+            updated_at=now,
+            total=order.total,
+            currency=order.payment.currency,
+            lines=[
+                LineView(
+                    line_id=line.line_id,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                )
+                for line in order.lines
+            ],
+        )
+        self.state = OrderState(
+            view=view,
+            lines={
+                line.line_id: LineProgress(
+                    line_id=line.line_id, sku=line.sku, quantity=line.quantity, open=line.quantity
+                )
+                for line in order.lines
+            },
+        )
+        self.approvals = ApprovalBook(view.approvals)
+        self.channel = SalesChannelConfig(channel_id=order.sales_channel)
+        self.lock = asyncio.Lock()
+        self.publish_lock = asyncio.Lock()
+        self.resume_request: ResumeInput | None = None
+        self.route_due = True
+        self.stock_waits = 0
+        self.children: list[workflow.ChildWorkflowHandle[Any, Any]] = []
+        self.state.event(now, "order_created", f"{len(order.lines)} lines, total {order.total}")
+
+    @property
+    def view(self) -> OrderView:
+        return self.state.view
+
+    @property
+    def closed(self) -> bool:
+        return self.view.status in TERMINAL
+
+    # ================================================================== main flow
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderView:
+        await self._validate()
+        if not self.closed:
+            await self._route_initial()
+        if not self.closed:
+            await self._approve()
+        if not self.closed:
+            await self._respond()
+        if not self.closed:
+            await self._fulfil()
+        if self.view.status == OrderStatus.DELIVERED:
+            workflow.set_current_details("delivered; return window open")
+            await workflow.sleep(timedelta(days=self.channel.return_window_days))
+            await self._set_status(OrderStatus.COMPLETED, "return window over")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view
+
+    async def _validate(self) -> None:
+        while True:
+            await self._set_status(OrderStatus.VALIDATING)
+            async with self.lock:
+                result: ValidateOrderResult = await activity_calls.call(
+                    "validate_order", ValidateOrderInput(order=self.order), ValidateOrderResult
+                )
+            if result.channel is not None:
+                self.channel = result.channel
+            if not result.hold_reasons:
+                self.view.hold_reasons = []
+                await self._set_status(OrderStatus.VALIDATED)
+                return
+            self.view.hold_reasons = result.hold_reasons
+            await self._set_status(OrderStatus.ON_HOLD, "; ".join(result.hold_reasons))
+            if not await self._wait_for_resume():
+                return
+            if self.resume_request and self.resume_request.payment:
+                self.order = self.order.model_copy(update={"payment": self.resume_request.payment})
+
+    async def _wait_for_resume(self) -> bool:
+        """Wait for `resume` or a cancel; True when resumed."""
+        self.resume_request = None
+        await workflow.wait_condition(lambda: self.resume_request is not None or self.closed)
+        return not self.closed
+
+    async def _route_initial(self) -> None:
+        await self._set_status(OrderStatus.ROUTING)
+        while True:
+            await self._route(self.state.lines_to_route())
+            unrouted = self.state.lines_to_route()
+            if not unrouted:
+                return
+            reasons = [f"line {p.line_id}: no location has {p.open} x {p.sku}" for p in unrouted]
+            self.view.hold_reasons = reasons
+            await self._set_status(OrderStatus.NOT_ANNOUNCED, "; ".join(reasons))
+            if self.channel.auto_cancel_not_announced:
+                await self._cancel(CancelInput(reason="not announced: no location has stock"))
+                return
+            if not await self._wait_for_resume():
+                return
+            self.view.hold_reasons = []
+            await self._set_status(OrderStatus.ROUTING, "retry after resume")
+
+    async def _route(self, lines: list[LineProgress]) -> None:
+        if not lines:
+            return
+        workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
+        async with self.lock:
+            result: RouteOrderResult = await activity_calls.call(
+                "route_order",
+                RouteOrderInput(
+                    order_id=self.order.order_id,
+                    sales_channel=self.order.sales_channel,
+                    ship_to=self.order.ship_to,
+                    lines=[
+                        RouteLine(
+                            line_id=p.line_id, sku=p.sku, quantity=p.open, attempt=p.attempts + 1
+                        )
+                        for p in lines
+                    ],
+                ),
+                RouteOrderResult,
+            )
+            for decision in result.decisions:
+                self.state.apply_routing(decision)
+                self._event(
+                    "line_routed" if decision.location_id else "line_not_routed",
+                    f"line {decision.line_id}: {decision.reason}",
+                )
+        self.state.refresh_lines()
+        self._upsert_search_attributes()
+        await self._publish()
+
+    async def _approve(self) -> None:
+        if not self.approvals.open(self.channel.approval_reasons):
+            await self._set_status(OrderStatus.APPROVED, "no approval needed")
+            return
+        for approval in self.view.approvals:
+            self._event(
+                "approval_requested",
+                f"{approval.reason} (rank {approval.rank}) from " + ", ".join(approval.approvers),
+            )
+        await self._set_status(OrderStatus.AWAITING_APPROVAL)
+        await workflow.wait_condition(lambda: self.approvals.settled or self.closed)
+        if self.closed:
+            return
+        declined = self.approvals.declined
+        if declined is not None:
+            self.approvals.withdraw_pending()
+            await self._set_status(
+                OrderStatus.DECLINED, f"{declined.reason} declined by {declined.decided_by}"
+            )
+            await self._cancel(
+                CancelInput(
+                    reason=f"declined by {declined.decided_by}: "
+                    f"{declined.comment or declined.reason}"
+                )
+            )
+            return
+        await self._set_status(OrderStatus.APPROVED)
+
+    async def _respond(self) -> None:
+        lines = [
+            ResponseLine(line_id=lid, location_id=loc)
+            for lid, p in self.state.lines.items()
+            if (loc := p.current_location) is not None
+        ]
+        async with self.lock:
+            result: OrderResponseResult = await activity_calls.call(
+                "send_order_response",
+                OrderResponseInput(
+                    order_id=self.order.order_id,
+                    sales_channel=self.order.sales_channel,
+                    lines=lines,
+                    as_of=workflow.now(),
+                ),
+                OrderResponseResult,
+            )
+        for line in self.view.lines:
+            line.planned_ship_date = result.planned_ship_dates.get(line.line_id)
+        dates = ", ".join(f"{k}: {v}" for k, v in sorted(result.planned_ship_dates.items()))
+        await self._set_status(OrderStatus.RESPONDED, f"planned ship dates {dates}")
+
+    # ================================================================== fulfillment
+    async def _fulfil(self) -> None:
+        while not self.state.all_done:
+            if self.state.scheduled_by_location():
+                async with self.lock:
+                    await self._release_scheduled()
+                continue
+            to_route = self.state.lines_to_route()
+            if to_route and self.route_due:
+                await self._route(to_route)
+                if self.state.lines_to_route():
+                    await self._wait_for_stock()
+                continue
+            timeout = timedelta(seconds=self.channel.backorder_retry_seconds) if to_route else None
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self.state.all_done
+                        or bool(self.state.scheduled_by_location())
+                        or (self.route_due and bool(self.state.lines_to_route()))
+                    ),
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                self.route_due = True
+        # children have reported their last step; let them close before the order does
+        for child in self.children:
+            await child
+
+    async def _wait_for_stock(self) -> None:
+        self.route_due = False
+        self.stock_waits += 1
+        waiting = self.state.lines_to_route()
+        if self.stock_waits > self.channel.backorder_max_attempts:
+            ids = [p.line_id for p in waiting]
+            self.state.cancel_open_units(ids)
+            self._event(
+                "backorder_cancelled",
+                f"no stock after {self.stock_waits - 1} retries: lines {', '.join(ids)}",
+            )
+            await self._refresh_fulfillment_status()
+            return
+        self._event(
+            "backorder_waiting", ", ".join(f"line {p.line_id}: {p.open} x {p.sku}" for p in waiting)
+        )
+        await self._publish()
+
+    async def _release_scheduled(self) -> None:
+        first = self.view.status in (OrderStatus.RESPONDED, OrderStatus.APPROVED)
+        plans: list[ReleasePlan] = []
+        allocations = {}
+        for location_id, items in self.state.scheduled_by_location().items():
+            seq = self.state.start_release([alloc for _, alloc in items])
+            oid = self.order.order_id
+            plan = ReleasePlan(
+                seq=seq,
+                location_id=location_id,
+                line_ids=[lid for lid, _ in items],
+                release_key=release_key(oid, seq),
+                shipment_key=shipment_key(oid, seq),
+                work_order_id=work_order_id(oid, seq),
+            )
+            plans.append(plan)
+            allocations[seq] = items
+        docs: DocumentsResult = await activity_calls.call(
+            "create_documents",
+            DocumentsInput(
+                order=self.order, kinds=list(self.channel.document_kinds), releases=plans
+            ),
+            DocumentsResult,
+        )
+        self.view.documents.extend(docs.documents)
+        if first:
+            await self._set_status(
+                OrderStatus.DOCUMENTED,
+                ", ".join(f"{d.kind} for {d.location_id}" for d in docs.documents),
+            )
+        submitted: SubmitWorkOrdersResult = await activity_calls.call(
+            "submit_work_orders",
+            SubmitWorkOrdersInput(order_id=self.order.order_id, releases=plans),
+            SubmitWorkOrdersResult,
+        )
+        self.view.work_orders.extend(submitted.work_orders)
+        detail = ", ".join(f"{w.work_order_id} to {w.location_id}" for w in submitted.work_orders)
+        if first:
+            await self._set_status(OrderStatus.SUBMITTED, detail)
+        else:
+            self._event("work_orders_submitted", detail)
+        skus = {line.line_id: line.sku for line in self.order.lines}
+        for plan in plans:
+            child_input = FulfillmentInput(
+                order_id=self.order.order_id,
+                location_id=plan.location_id,
+                release_key=plan.release_key,
+                shipment_key=plan.shipment_key,
+                work_order_id=plan.work_order_id,
+                lines=[
+                    FulfillmentLine(
+                        line_id=lid,
+                        sku=skus[lid],
+                        quantity=alloc.quantity,
+                        reservation_id=alloc.reservation_id,
+                    )
+                    for lid, alloc in allocations[plan.seq]
+                ],
+            )
+            handle = await workflow.start_child_workflow(
+                FulfillmentWorkflow.run,
+                child_input,
+                id=fulfillment_workflow_id(self.order.order_id, plan.seq),
+                static_summary=f"{plan.location_id}: release {plan.release_key}",
+            )
+            self.children.append(handle)
+        await self._refresh_fulfillment_status()
+
+    @workflow.signal
+    async def fulfillment_progress(self, progress: FulfillmentProgress) -> None:
+        self.state.apply_progress(progress, workflow.now())
+        parts = ", ".join(f"line {k}: {v}" for k, v in sorted(progress.quantities.items()))
+        if progress.backordered:
+            parts += "; backordered " + ", ".join(
+                f"line {k}: {v}" for k, v in sorted(progress.backordered.items())
+            )
+            self.route_due = True
+        if progress.carrier:
+            parts += f"; {progress.carrier} {progress.tracking_number}"
+        self._event(
+            f"shipment_{progress.kind}",
+            f"{progress.shipment_key} at {progress.location_id}: {parts}",
+        )
+        await self._refresh_fulfillment_status()
+
+    async def _refresh_fulfillment_status(self) -> None:
+        self.state.refresh_lines()
+        status = self.state.fulfillment_status()
+        if status != self.view.status:
+            await self._set_status(status)
+        else:
+            self._upsert_search_attributes()
+            await self._publish()
+
+    # ================================================================== cancel
+    @workflow.update
+    async def cancel(self, request: CancelInput) -> OrderCommandResult:
+        await self._cancel(request)
+        return OrderCommandResult(status=self.view.status)
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelInput) -> None:
+        if self.closed:
+            raise ApplicationError(
+                f"order is {self.view.status.value}", type="NotCancellable", non_retryable=True
+            )
+        line_ids = request.line_ids or list(self.state.lines)
+        unknown = [lid for lid in line_ids if lid not in self.state.lines]
+        if unknown:
+            raise ApplicationError(
+                f"unknown lines {unknown}", type="UnknownLine", non_retryable=True
+            )
+        if not self.state.cancellable(line_ids):
+            raise ApplicationError(
+                "the lines have shipped or are cancelled already",
+                type="NotCancellable",
+                non_retryable=True,
+            )
+
+    @workflow.signal
+    async def cancel_order(self, request: CancelInput) -> None:
+        try:
+            self._validate_cancel(request)
+        except ApplicationError as err:
+            self._event("cancel_ignored", str(err))
+            return
+        await self._cancel(request)
+
+    async def _cancel(self, request: CancelInput) -> None:
+        line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
+        async with self.lock:
+            cancelled_units = {
+                lid: self.state.lines[lid].open + self.state.lines[lid].units("scheduled")
+                for lid in line_ids
+            }
+            reservations = self.state.cancel_unreleased(line_ids)
+            holding = self.state.releases_holding(line_ids)
+            return_id = f"{self.order.order_id}-C{len(self.view.returns) + 1}"
+            lines = [ReturnLine(line_id=lid, quantity=q) for lid, q in cancelled_units.items() if q]
+            await activity_calls.call(
+                "cancel_order_lines",
+                CancelOrderInput(
+                    order_id=self.order.order_id,
+                    return_id=return_id,
+                    lines=lines,
+                    reservation_ids=reservations,
+                    reason=request.reason,
+                ),
+                CancelOrderResult,
+            )
+            self.view.returns.append(
+                ReturnView(
+                    return_id=return_id,
+                    type="CANCEL",
+                    lines=lines,
+                    status="DONE",
+                    reason=request.reason,
+                )
+            )
+            for key, lids in holding.items():
+                seq = int(key.rsplit("-R", 1)[1])
+                child = workflow.get_external_workflow_handle(
+                    fulfillment_workflow_id(self.order.order_id, seq)
+                )
+                await child.signal(
+                    "cancel_lines", CancelLinesInput(line_ids=lids, reason=request.reason)
+                )
+            self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
+        # units already at a location are cancelled when the location's workflow confirms
+        await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
+        if self.view.status in (OrderStatus.AWAITING_APPROVAL,) and self.state.all_done:
+            self.approvals.withdraw_pending()
+        if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
+            await self._set_status(OrderStatus.CANCELLED, request.reason)
+        elif self.view.status not in ROUTING_WAITS and self.state.release_seq:
+            await self._refresh_fulfillment_status()
+        else:
+            self.state.refresh_lines()
+            await self._publish()
+
+    # ================================================================== resume
+    @workflow.update
+    def resume_order(self, request: ResumeInput) -> OrderCommandResult:
+        self._resume(request)
+        return OrderCommandResult(status=self.view.status)
+
+    @resume_order.validator
+    def _validate_resume(self, request: ResumeInput) -> None:
+        waiting_for_stock = self.state.release_seq and self.state.lines_to_route()
+        if self.view.status not in ROUTING_WAITS and not waiting_for_stock:
+            raise ApplicationError(
+                f"order is {self.view.status.value}, nothing to resume",
+                type="NotResumable",
+                non_retryable=True,
+            )
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, request: ResumeInput) -> None:
+        try:
+            self._validate_resume(request)
+        except ApplicationError as err:
+            self._event("resume_ignored", str(err))
+            return
+        self._resume(request)
+
+    def _resume(self, request: ResumeInput) -> None:
+        self.resume_request = request
+        self.route_due = True
+        self.stock_waits = 0
+        self._event("resumed", request.comment or "")
+
+    # ================================================================== approval
+    @workflow.update
+    async def decide_approval(self, decision: ApprovalDecisionInput) -> ApprovalUpdateResult:
+        await self._decide(decision)
+        return ApprovalUpdateResult(approvals=self.view.approvals, status=self.view.status)
+
+    @decide_approval.validator
+    def _validate_decision(self, decision: ApprovalDecisionInput) -> None:
+        self.approvals.check(decision, awaiting=self.view.status == OrderStatus.AWAITING_APPROVAL)
+
+    @workflow.signal
+    async def approval_decision(self, decision: ApprovalDecisionInput) -> None:
+        try:
+            self._validate_decision(decision)
+        except ApplicationError as err:
+            self._event("approval_decision_ignored", str(err))
+            return
+        await self._decide(decision)
+
+    async def _decide(self, decision: ApprovalDecisionInput) -> None:
+        approval = self.approvals.decide(decision, workflow.now())
+        if approval is None:
+            return  # the same decision again: already counted
+        self._event(
+            f"approval_{approval.status.value}",
+            f"{approval.reason} by {approval.decided_by}"
+            + (f": {approval.comment}" if approval.comment else ""),
+        )
+        await self._publish(with_approvals=True)
+
+    # ================================================================== view
+    @workflow.query(name="state")
+    def current_state(self) -> OrderView:
+        return self.view
+
+    def _event(self, kind: str, detail: str = "") -> None:
+        self.state.event(workflow.now(), kind, detail)
+
+    async def _set_status(self, status: OrderStatus, detail: str = "") -> None:
+        previous = self.view.status
+        self.view.status = status
+        self._event(
+            f"status_{status.value.lower()}", detail or f"{previous.value} -> {status.value}"
+        )
+        workflow.set_current_details(f"**{status.value}** {detail}".strip())
+        self._upsert_search_attributes()
+        await self._publish(
+            with_approvals=status
+            in (
+                OrderStatus.AWAITING_APPROVAL,
+                OrderStatus.DECLINED,
+                OrderStatus.APPROVED,
+                OrderStatus.CANCELLED,
+            )
+        )
+
+    def _upsert_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                search.ORDER_STATUS.value_set(self.view.status.value),
+                search.LOCATIONS.value_set(self.state.locations()),
+                search.AWAITING_APPROVAL.value_set(
+                    self.view.status == OrderStatus.AWAITING_APPROVAL
+                    and any(a.status == ApprovalStatus.PENDING for a in self.view.approvals)
+                ),
+            ]
+        )
+
+    async def _publish(self, *, with_approvals: bool = False) -> None:
+        """Write status, lines and new events to the store (a local activity: no extra
+        round trip through the server for bookkeeping)."""
+        async with self.publish_lock:
+            events = self.state.take_events()
+            projection = OrderProjection(
+                order_id=self.view.order_id,
+                sales_channel=self.view.sales_channel,
+                customer_id=self.view.customer_id,
+                status=self.view.status,
+                total=Decimal(self.view.total),
+                currency=self.view.currency,
+                created_at=self.view.created_at,
+                updated_at=self.view.updated_at,
+                lines=self.view.lines,
+                new_events=events,
+                approvals=list(self.view.approvals) if with_approvals else None,
+            )
+            await workflow.execute_local_activity(
+                "project_order",
+                projection,
+                start_to_close_timeout=timedelta(seconds=30),
+            )

@@ -1,0 +1,324 @@
+"""Bookkeeping of one order's lines: deterministic, no I/O, shared by the workflow and tests.
+
+A line's quantity is split into allocations (units reserved at one location by one
+routing attempt) plus units still open (not yet routed, or backordered and waiting to
+be re-routed). Line and order statuses are derived from those parts, the least
+advanced part deciding, so a split line never looks further along than it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.model import (
+    Event,
+    FulfillmentProgress,
+    LineStatus,
+    OrderStatus,
+    OrderView,
+    ReleaseStatus,
+    ReleaseView,
+    RoutingDecision,
+    ShipmentStatus,
+    ShipmentView,
+)
+
+AllocationState = Literal[
+    "scheduled", "released", "picked", "shipped", "delivered", "backordered", "cancelled"
+]
+
+
+def release_key(order_id: str, seq: int) -> str:
+    return f"{order_id}-R{seq}"
+
+
+def shipment_key(order_id: str, seq: int) -> str:
+    return f"{order_id}-S{seq}"
+
+
+def work_order_id(order_id: str, seq: int) -> str:
+    return f"{order_id}-WO{seq}"
+
+
+class Allocation(BaseModel):
+    reservation_id: str
+    location_id: str
+    quantity: int
+    state: AllocationState = "scheduled"
+    release_key: str | None = None
+
+
+class LineProgress(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    open: int
+    attempts: int = 0
+    backordered: int = 0
+    cancelled: int = 0
+    allocations: list[Allocation] = Field(default_factory=list)
+
+    def units(self, *states: AllocationState) -> int:
+        return sum(a.quantity for a in self.allocations if a.state in states)
+
+    def status(self) -> LineStatus:
+        if self.cancelled >= self.quantity:
+            return LineStatus.CANCELLED
+        if self.open > 0:
+            return LineStatus.BACKORDERED if self.backordered else LineStatus.CREATED
+        if self.units("scheduled"):
+            return LineStatus.SCHEDULED
+        if self.units("released", "picked"):
+            return LineStatus.RELEASED
+        if self.units("shipped"):
+            return LineStatus.SHIPPED
+        if self.units("delivered"):
+            return LineStatus.DELIVERED
+        return LineStatus.CREATED
+
+    @property
+    def done(self) -> bool:
+        return self.status() in (LineStatus.DELIVERED, LineStatus.CANCELLED)
+
+    @property
+    def current_location(self) -> str | None:
+        live = [a for a in self.allocations if a.state not in ("backordered", "cancelled")]
+        return live[-1].location_id if live else None
+
+
+class OrderState(BaseModel):
+    """Everything the order workflow remembers; also what continue-as-new would carry."""
+
+    view: OrderView
+    lines: dict[str, LineProgress]
+    release_seq: int = 0
+    event_seq: int = 0
+    unpublished_events: list[Event] = Field(default_factory=list)
+
+    # ------------------------------------------------------------------ events
+    def event(self, at: datetime, kind: str, detail: str = "") -> None:
+        self.event_seq += 1
+        ev = Event(seq=self.event_seq, at=at, type=kind, detail=detail)
+        self.view.events.append(ev)
+        self.unpublished_events.append(ev)
+        self.view.updated_at = at
+
+    def take_events(self) -> list[Event]:
+        events, self.unpublished_events = self.unpublished_events, []
+        return events
+
+    # ------------------------------------------------------------------ routing
+    def lines_to_route(self) -> list[LineProgress]:
+        return [p for p in self.lines.values() if p.open > 0 and p.cancelled < p.quantity]
+
+    def apply_routing(self, decision: RoutingDecision) -> None:
+        self.view.routing.append(decision)
+        progress = self.lines[decision.line_id]
+        progress.attempts = max(progress.attempts, decision.attempt)
+        if decision.location_id and decision.reservation_id:
+            progress.allocations.append(
+                Allocation(
+                    reservation_id=decision.reservation_id,
+                    location_id=decision.location_id,
+                    quantity=decision.quantity,
+                )
+            )
+            progress.open -= decision.quantity
+            progress.backordered = min(progress.backordered, progress.open)
+
+    # ------------------------------------------------------------------ release
+    def scheduled_by_location(self) -> dict[str, list[tuple[str, Allocation]]]:
+        grouped: dict[str, list[tuple[str, Allocation]]] = {}
+        for progress in self.lines.values():
+            for alloc in progress.allocations:
+                if alloc.state == "scheduled":
+                    grouped.setdefault(alloc.location_id, []).append((progress.line_id, alloc))
+        return dict(sorted(grouped.items()))
+
+    def start_release(self, allocations: list[Allocation]) -> int:
+        """Hand scheduled allocations to a new release; returns its sequence number."""
+        self.release_seq += 1
+        for alloc in allocations:
+            alloc.state = "released"
+            alloc.release_key = release_key(self.view.order_id, self.release_seq)
+        self.refresh_lines()
+        return self.release_seq
+
+    def _allocations_of(self, release_key: str) -> list[tuple[LineProgress, Allocation]]:
+        return [
+            (p, a)
+            for p in self.lines.values()
+            for a in p.allocations
+            if a.release_key == release_key
+        ]
+
+    def apply_progress(self, progress: FulfillmentProgress, at: datetime) -> None:
+        """Fold a fulfillment child's report into lines, releases and shipments."""
+        allocs = self._allocations_of(progress.release_key)
+        if progress.kind == "released":
+            for line, alloc in allocs:
+                for rel in self.view.releases:
+                    if rel.line_id == line.line_id:
+                        rel.status_quantity = 0
+                self.view.releases.append(
+                    ReleaseView(
+                        release_key=progress.release_key,
+                        line_id=line.line_id,
+                        location_id=alloc.location_id,
+                        quantity=alloc.quantity,
+                        status=ReleaseStatus.RELEASED,
+                        status_quantity=1,
+                        created_at=at,
+                    )
+                )
+                self.view.shipments.append(
+                    ShipmentView(
+                        shipment_key=progress.shipment_key,
+                        release_key=progress.release_key,
+                        line_id=line.line_id,
+                        location_id=alloc.location_id,
+                    )
+                )
+            return
+        for line, alloc in allocs:
+            lid = line.line_id
+            if progress.kind == "picked" and lid in progress.quantities:
+                picked = progress.quantities[lid]
+                missing = progress.backordered.get(lid, alloc.quantity - picked)
+                alloc.quantity = picked
+                alloc.state = "picked" if picked else "backordered"
+                line.open += missing
+                line.backordered += missing
+                self._set_release(
+                    progress,
+                    lid,
+                    ReleaseStatus.PICKED if picked else ReleaseStatus.BACKORDERED,
+                    ShipmentStatus.PICKED if picked else ShipmentStatus.BACKORDERED,
+                )
+            elif progress.kind == "shipped" and lid in progress.quantities:
+                alloc.state = "shipped"
+                self._set_release(
+                    progress,
+                    lid,
+                    ReleaseStatus.SHIPPED,
+                    ShipmentStatus.SHIPPED,
+                    quantity=progress.quantities[lid],
+                )
+            elif progress.kind == "delivered" and lid in progress.quantities:
+                alloc.state = "delivered"
+                self._set_release(progress, lid, ReleaseStatus.DELIVERED, ShipmentStatus.DELIVERED)
+            elif progress.kind == "cancelled" and lid in progress.quantities:
+                line.cancelled += alloc.quantity
+                alloc.state = "cancelled"
+                self._set_release(progress, lid, ReleaseStatus.CANCELLED, ShipmentStatus.CANCELLED)
+        self.refresh_lines()
+
+    def _set_release(
+        self,
+        progress: FulfillmentProgress,
+        line_id: str,
+        release: ReleaseStatus,
+        shipment: ShipmentStatus,
+        quantity: int | None = None,
+    ) -> None:
+        for rel in self.view.releases:
+            if rel.release_key == progress.release_key and rel.line_id == line_id:
+                rel.status = release
+        for ship in self.view.shipments:
+            if ship.shipment_key == progress.shipment_key and ship.line_id == line_id:
+                ship.status = shipment
+                if quantity is not None:
+                    ship.quantity = quantity
+                if progress.carrier:
+                    ship.carrier = progress.carrier
+                    ship.tracking_number = progress.tracking_number
+
+    # ------------------------------------------------------------------ cancel
+    def cancel_unreleased(self, line_ids: list[str]) -> list[str]:
+        """Cancel open and scheduled units of these lines; returns reservations to release."""
+        to_release: list[str] = []
+        for lid in line_ids:
+            line = self.lines[lid]
+            line.cancelled += line.open
+            line.open = 0
+            line.backordered = 0
+            for alloc in line.allocations:
+                if alloc.state == "scheduled":
+                    alloc.state = "cancelled"
+                    line.cancelled += alloc.quantity
+                    to_release.append(alloc.reservation_id)
+        self.refresh_lines()
+        return to_release
+
+    def cancel_open_units(self, line_ids: list[str]) -> None:
+        for lid in line_ids:
+            line = self.lines[lid]
+            line.cancelled += line.open
+            line.open = 0
+            line.backordered = 0
+        self.refresh_lines()
+
+    def releases_holding(self, line_ids: list[str]) -> dict[str, list[str]]:
+        """release_key -> lines of it still cancellable (released or picked, not shipped)."""
+        result: dict[str, list[str]] = {}
+        for lid in line_ids:
+            for alloc in self.lines[lid].allocations:
+                if alloc.state in ("released", "picked") and alloc.release_key:
+                    result.setdefault(alloc.release_key, []).append(lid)
+        return result
+
+    def cancellable(self, line_ids: list[str]) -> list[str]:
+        """Lines with units that have not shipped yet."""
+        return [
+            lid
+            for lid in line_ids
+            if self.lines[lid].open or self.lines[lid].units("scheduled", "released", "picked")
+        ]
+
+    def active_reservations(self) -> list[str]:
+        return [
+            a.reservation_id
+            for p in self.lines.values()
+            for a in p.allocations
+            if a.state == "scheduled"
+        ]
+
+    # ------------------------------------------------------------------ statuses
+    def refresh_lines(self) -> None:
+        for view_line in self.view.lines:
+            progress = self.lines[view_line.line_id]
+            view_line.status = progress.status()
+            view_line.location_id = progress.current_location
+            view_line.shipped_quantity = progress.units("shipped", "delivered")
+            view_line.delivered_quantity = progress.units("delivered")
+            view_line.cancelled_quantity = progress.cancelled
+
+    def fulfillment_status(self) -> OrderStatus:
+        statuses = [p.status() for p in self.lines.values()]
+        live = [s for s in statuses if s != LineStatus.CANCELLED]
+        if not live:
+            return OrderStatus.CANCELLED
+        if all(s == LineStatus.DELIVERED for s in live):
+            return OrderStatus.DELIVERED
+        if all(s in (LineStatus.SHIPPED, LineStatus.DELIVERED) for s in live):
+            return OrderStatus.SHIPPED
+        if any(p.units("shipped", "delivered") for p in self.lines.values()):
+            return OrderStatus.PARTIALLY_SHIPPED
+        return OrderStatus.IN_FULFILLMENT
+
+    @property
+    def all_done(self) -> bool:
+        return all(p.done for p in self.lines.values())
+
+    def locations(self) -> list[str]:
+        return sorted(
+            {
+                a.location_id
+                for p in self.lines.values()
+                for a in p.allocations
+                if a.state not in ("backordered", "cancelled")
+            }
+        )
