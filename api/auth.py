@@ -1,0 +1,36 @@
+"""Bearer API keys: each belongs to a role and an identity (channel, approver, location)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.context import STORE
+from api.errors import ApiError, Handler
+from store import Principal
+
+ROLES = ("webshop", "approver", "location", "ops", "admin")
+PUBLIC = {"/health", "/openapi.json", "/metrics"}
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key>")
+    principal = await request.app[STORE].config.principal(key.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def require(request: web.Request, *roles: str) -> Principal:
+    """The caller, if its role is one of `roles` (admin may do anything)."""
+    principal = request[PRINCIPAL]
+    if principal.role != "admin" and principal.role not in roles:
+        raise ApiError(403, "forbidden", f"role {principal.role} may not do this")
+    return principal

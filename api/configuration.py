@@ -1,0 +1,130 @@
+"""Inventory, availability and configuration routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field, RootModel
+
+from api.auth import require
+from api.context import STORE
+from api.errors import ApiError, parse, read_json
+from workflows.model import Identifier, LocationConfig, SalesChannelConfig
+
+routes = web.RouteTableDef()
+
+
+class StockLevel(BaseModel):
+    location_id: Identifier
+    sku: Identifier
+    on_hand: int = Field(ge=0, le=1_000_000_000)
+
+
+class StockSnapshot(RootModel[list[StockLevel]]):
+    pass
+
+
+@routes.put("/v1/inventory")
+async def put_inventory(request: web.Request) -> web.Response:
+    require(request)  # admin only
+    body = await read_json(request)
+    if isinstance(body, dict) and "items" in body:
+        body = body["items"]
+    snapshot = parse(StockSnapshot, body).root
+    store = request.app[STORE]
+    known = {loc["location_id"] for loc in await store.config.locations()}
+    unknown = sorted({s.location_id for s in snapshot} - known)
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_location",
+            "stock for unknown locations",
+            [
+                {
+                    "field": "location_id",
+                    "message": f"unknown location {loc}",
+                    "type": "unknown_location",
+                }
+                for loc in unknown
+            ],
+        )
+    count = await store.inventory.set_stock([(s.location_id, s.sku, s.on_hand) for s in snapshot])
+    return web.json_response({"updated": count})
+
+
+@routes.get("/v1/availability")
+async def availability(request: web.Request) -> web.Response:
+    principal = require(request, "webshop", "ops")
+    skus = [s for raw in request.query.getall("sku", []) for s in raw.split(",") if s]
+    if not skus:
+        raise ApiError(400, "invalid_query", "at least one sku is required")
+    channel_id = request.query.get("sales_channel")
+    if principal.role == "webshop":
+        channel_id = principal.identity
+    store = request.app[STORE]
+    excluded: set[str] = set()
+    if channel_id:
+        raw = await store.config.channel(channel_id)
+        if raw is None:
+            raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id}")
+        excluded = set(SalesChannelConfig.model_validate(raw).excluded_locations)
+    enabled = {loc["location_id"] for loc in await store.config.locations() if loc["enabled"]}
+    rows = await store.inventory.stock(skus)
+    result: list[dict[str, object]] = []
+    for sku in skus:
+        visible = [
+            r
+            for r in rows
+            if r.sku == sku and r.location_id in enabled and r.location_id not in excluded
+        ]
+        result.append(
+            {
+                "sku": sku,
+                "atp": sum(r.atp for r in visible),
+                "locations": [
+                    {
+                        "location_id": r.location_id,
+                        "on_hand": r.on_hand,
+                        "reserved": r.reserved,
+                        "atp": r.atp,
+                    }
+                    for r in visible
+                ],
+            }
+        )
+    return web.json_response({"sales_channel": channel_id, "items": result})
+
+
+@routes.get("/v1/locations")
+async def get_locations(request: web.Request) -> web.Response:
+    require(request, "ops", "webshop", "location")
+    return web.json_response({"locations": await request.app[STORE].config.locations()})
+
+
+class LocationList(RootModel[list[LocationConfig]]):
+    pass
+
+
+class ChannelList(RootModel[list[SalesChannelConfig]]):
+    pass
+
+
+@routes.put("/v1/locations")
+async def put_locations(request: web.Request) -> web.Response:
+    require(request)
+    locations = parse(LocationList, await read_json(request)).root
+    await request.app[STORE].config.upsert_locations([loc.model_dump() for loc in locations])
+    return web.json_response({"updated": len(locations)})
+
+
+@routes.get("/v1/sales-channels")
+async def get_channels(request: web.Request) -> web.Response:
+    require(request, "ops")
+    return web.json_response({"sales_channels": await request.app[STORE].config.channels()})
+
+
+@routes.put("/v1/sales-channels")
+async def put_channels(request: web.Request) -> web.Response:
+    require(request)
+    channels = parse(ChannelList, await read_json(request)).root
+    await request.app[STORE].config.upsert_channels([c.model_dump(mode="json") for c in channels])
+    return web.json_response({"updated": len(channels)})

@@ -1,0 +1,107 @@
+"""Error mapping in one place: every failure becomes `{"error": {code, message, details}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from temporalio.client import RPCError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCStatusCode
+
+log = logging.getLogger("oms.api")
+M = TypeVar("M", bound=BaseModel)
+
+# ApplicationError types raised by workflow validators -> HTTP status and error code
+WORKFLOW_ERRORS: dict[str, tuple[int, str]] = {
+    "NotApprover": (403, "not_an_approver"),
+    "UnknownReason": (404, "approval_reason_not_found"),
+    "UnknownLine": (422, "unknown_line"),
+    "InvalidQuantity": (422, "invalid_quantity"),
+    "NotPending": (409, "not_pending"),
+    "NotCancellable": (409, "not_cancellable"),
+    "NotResumable": (409, "not_resumable"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return web.json_response(body, status=status)
+
+
+def field_errors(err: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in err.errors(include_url=False, include_input=False)
+    ]
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from err
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ApiError(
+            422, "validation_error", "the request body has invalid fields", field_errors(err)
+        ) from err
+
+
+def workflow_error(err: Exception) -> ApiError:
+    """Turn a failed update or RPC into an API error."""
+    if isinstance(err, WorkflowUpdateFailedError):
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type in WORKFLOW_ERRORS:
+            status, code = WORKFLOW_ERRORS[cause.type]
+            return ApiError(status, code, cause.message)
+        return ApiError(409, "rejected", str(cause or err))
+    if isinstance(err, RPCError):
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return ApiError(409, "order_closed", "the workflow has completed: " + err.message)
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return ApiError(503, "temporal_unavailable", err.message)
+    raise err
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err.status, err.code, err.message, err.details)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            err.status, "http_error"
+        )
+        return error_response(err.status, code, err.reason)
+    except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return error_response(503, "temporal_unavailable", err.message)
+        log.exception("temporal error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")

@@ -1,0 +1,245 @@
+"""Order routes: start, read, list, cancel, resume, approve."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from aiohttp import web
+from temporalio.client import RPCError, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import require
+from api.context import SETTINGS, STORE, TEMPORAL
+from api.errors import ApiError, parse, read_json, workflow_error
+from store import Principal
+from store.orders import OrderRow
+from workflows import search
+from workflows.model import (
+    ApprovalDecisionInput,
+    ApprovalUpdateResult,
+    CancelInput,
+    OrderCommandResult,
+    OrderInput,
+    OrderStatus,
+    OrderView,
+    ResumeInput,
+)
+from workflows.order import OrderWorkflow, order_workflow_id
+
+routes = web.RouteTableDef()
+
+
+def request_hash(order: OrderInput) -> str:
+    canonical = json.dumps(order.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _order_row(request: web.Request, principal: Principal) -> OrderRow:
+    order_id = request.match_info["order_id"]
+    row = await request.app[STORE].orders.get(order_id)
+    if row is None or (principal.role == "webshop" and row.sales_channel != principal.identity):
+        raise ApiError(404, "order_not_found", f"no order {order_id}")
+    return row
+
+
+def _handle(request: web.Request, order_id: str) -> WorkflowHandle[Any, Any]:
+    return request.app[TEMPORAL].get_workflow_handle(order_workflow_id(order_id))
+
+
+@routes.post("/v1/orders")
+async def create_order(request: web.Request) -> web.Response:
+    principal = require(request, "webshop", "ops")
+    order = parse(OrderInput, await read_json(request))
+    store = request.app[STORE]
+    if principal.role == "webshop" and order.sales_channel != principal.identity:
+        raise ApiError(403, "forbidden", f"this key orders for channel {principal.identity}")
+    if await store.config.channel(order.sales_channel) is None:
+        raise ApiError(
+            422,
+            "validation_error",
+            "unknown sales channel",
+            [
+                {
+                    "field": "sales_channel",
+                    "message": "unknown sales channel",
+                    "type": "unknown_sales_channel",
+                }
+            ],
+        )
+    digest = request_hash(order)
+    workflow_id = order_workflow_id(order.order_id)
+    created, row = await store.orders.create(
+        order_id=order.order_id,
+        sales_channel=order.sales_channel,
+        customer_id=order.customer.id,
+        total=order.total,
+        currency=order.payment.currency,
+        request_hash=digest,
+        workflow_id=workflow_id,
+        lines=[(ln.line_id, ln.sku, ln.quantity, ln.unit_price) for ln in order.lines],
+    )
+    if not created and row.request_hash != digest:
+        raise ApiError(
+            409, "order_conflict", f"order {order.order_id} exists with a different body"
+        )
+    client = request.app[TEMPORAL]
+    try:
+        # The row is written first: if this process dies before the start, the client's
+        # retry of the same body finds the row and starts the workflow here.
+        handle = await client.start_workflow(
+            OrderWorkflow.run,
+            order,
+            id=workflow_id,
+            task_queue=request.app[SETTINGS].task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.ORDER_STATUS, OrderStatus.CREATED.value),
+                    SearchAttributePair(search.SALES_CHANNEL, order.sales_channel),
+                    SearchAttributePair(search.CUSTOMER_ID, order.customer.id),
+                    SearchAttributePair(search.ORDER_TOTAL, float(order.total)),
+                ]
+            ),
+            static_summary=(
+                f"{order.sales_channel} order {order.order_id} for "
+                f"{order.customer.id}: {len(order.lines)} lines, "
+                f"{order.total} {order.payment.currency}"
+            ),
+        )
+        run_id = handle.result_run_id or handle.first_execution_run_id
+    except WorkflowAlreadyStartedError as err:
+        run_id = err.run_id
+    status = row.status if not created else OrderStatus.CREATED.value
+    return web.json_response(
+        {
+            "order_id": order.order_id,
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "status": status,
+        },
+        status=201 if created else 200,
+    )
+
+
+@routes.get("/v1/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    principal = require(request, "ops", "webshop")
+    q = request.query
+    try:
+        limit = min(max(int(q.get("limit", "50")), 1), 500)
+        offset = max(int(q.get("offset", "0")), 0)
+    except ValueError as err:
+        raise ApiError(400, "invalid_query", "limit and offset are integers") from err
+    channel = q.get("sales_channel")
+    if principal.role == "webshop":
+        channel = principal.identity
+    rows, total = await request.app[STORE].orders.search(
+        status=q.get("status"),
+        sales_channel=channel,
+        customer_id=q.get("customer_id"),
+        limit=limit,
+        offset=offset,
+    )
+    return web.json_response(
+        {
+            "orders": [
+                {
+                    "order_id": r.order_id,
+                    "sales_channel": r.sales_channel,
+                    "customer_id": r.customer_id,
+                    "status": r.status,
+                    "total": str(r.total),
+                    "currency": r.currency,
+                    "created_at": r.created_at.isoformat(),
+                    "updated_at": r.updated_at.isoformat(),
+                }
+                for r in rows
+            ],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+@routes.get("/v1/orders/{order_id}")
+async def get_order(request: web.Request) -> web.Response:
+    principal = require(request, "webshop", "ops", "approver")
+    row = await _order_row(request, principal)
+    try:
+        view = await _handle(request, row.order_id).query("state", result_type=OrderView)
+    except RPCError as err:
+        raise workflow_error(err) from err
+    return web.json_response(text=view.model_dump_json())
+
+
+@routes.post("/v1/orders/{order_id}/cancel")
+async def cancel_order(request: web.Request) -> web.Response:
+    principal = require(request, "webshop", "ops")
+    row = await _order_row(request, principal)
+    body = await read_json(request) if request.can_read_body else {}
+    cancel = parse(CancelInput, body)
+    try:
+        result = await _handle(request, row.order_id).execute_update(
+            "cancel", cancel, result_type=OrderCommandResult
+        )
+    except Exception as err:
+        raise workflow_error(err) from err
+    return web.json_response(text=result.model_dump_json())
+
+
+@routes.post("/v1/orders/{order_id}/resume")
+async def resume_order(request: web.Request) -> web.Response:
+    principal = require(request, "ops")
+    row = await _order_row(request, principal)
+    body = await read_json(request) if request.can_read_body else {}
+    resume = parse(ResumeInput, body)
+    try:
+        result = await _handle(request, row.order_id).execute_update(
+            "resume_order", resume, result_type=OrderCommandResult
+        )
+    except Exception as err:
+        raise workflow_error(err) from err
+    return web.json_response(text=result.model_dump_json())
+
+
+@routes.post("/v1/orders/{order_id}/approvals")
+async def decide_approval(request: web.Request) -> web.Response:
+    principal = require(request, "approver")
+    row = await _order_row(request, principal)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_error", "body must be an object")
+    if principal.role == "approver":
+        body["approver"] = principal.identity  # approvers act as themselves only
+    else:
+        body.setdefault("approver", principal.identity)
+    decision = parse(ApprovalDecisionInput, body)
+    try:
+        # an update, not a signal: the approver learns at once whether it counted
+        result = await _handle(request, row.order_id).execute_update(
+            "decide_approval", decision, result_type=ApprovalUpdateResult
+        )
+    except Exception as err:
+        raise workflow_error(err) from err
+    return web.json_response(text=result.model_dump_json())
+
+
+@routes.get("/v1/approvals")
+async def list_approvals(request: web.Request) -> web.Response:
+    principal = require(request, "approver", "ops")
+    status = request.query.get("status", "pending")
+    if status != "pending":
+        raise ApiError(400, "invalid_query", "only status=pending is supported")
+    approver = principal.identity if principal.role == "approver" else None
+    items = await request.app[STORE].orders.pending_approvals(approver)
+    return web.json_response({"approvals": items})

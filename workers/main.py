@@ -1,0 +1,61 @@
+"""Worker entry point: runs the order and fulfillment workflows and every activity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import all_activities
+from store import Store
+from workers.client import connect
+from workers.settings import Settings
+from workflows.fulfillment import FulfillmentWorkflow
+from workflows.order import OrderWorkflow
+
+log = logging.getLogger("oms.worker")
+
+WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow]
+
+
+def build_worker(client: Client, store: Store, settings: Settings) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=all_activities(store, webhook_secret=settings.webhook_secret),
+        max_concurrent_activities=50,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    store = await Store.open(settings.resolved_database_url())
+    client = await connect(settings)
+    worker = build_worker(client, store, settings)
+    log.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
+    try:
+        async with worker:
+            await stop.wait()
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
