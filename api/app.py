@@ -78,6 +78,10 @@ def init_app(
         else:
             app[STORE] = store
         app[TEMPORAL] = client if client is not None else await connect(settings)
+        if settings.bootstrap_admin_key:
+            await app[STORE].config.upsert_api_key(
+                settings.bootstrap_admin_key, name="bootstrap admin", role="admin", identity="admin"
+            )
         yield
         for resource in owned:
             await resource.close()

@@ -23,6 +23,9 @@ class Settings:
     api_host: str = field(default_factory=lambda: _env("API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(_env("API_PORT", "8080")))
     temporal_ui_port: int = field(default_factory=lambda: int(_env("TEMPORAL_UI_PORT", "8233")))
+    # when set, the API makes sure an admin key with this value exists (first start of a
+    # production stack, where no demo keys are seeded)
+    bootstrap_admin_key: str = field(default_factory=lambda: _env("BOOTSTRAP_ADMIN_KEY", ""))
     webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", "dev-secret"))
 
     def resolved_database_url(self) -> str:
