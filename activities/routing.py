@@ -130,6 +130,9 @@ class RoutingActivities:
                 cand.rejected_reason = "stock taken by another order meanwhile"
             if decision.location_id:
                 chosen = next(c for c in candidates if c.location_id == decision.location_id)
+                for cand in candidates:
+                    if cand is not chosen and cand.rejected_reason is None:
+                        cand.rejected_reason = f"not chosen: {chosen.location_id} is nearer"
                 decision.reservation_id = reservation_id
                 decision.reason = f"{decision.location_id}: nearest with stock" + (
                     f" ({chosen.distance_km} km)" if chosen.distance_km is not None else ""

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -78,7 +79,8 @@ class ShipmentStatus(StrEnum):
 
 DocumentKind = Literal["delivery_note", "return_note", "return_label"]
 ProgressKind = Literal["released", "picked", "shipped", "delivered", "cancelled"]
-PositiveQty = Annotated[int, Field(gt=0, le=1_000_000)]
+# strict: a JSON string "2" or `true` is not a quantity
+PositiveQty = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -165,6 +167,16 @@ class LocationConfig(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r}") from err
+        return value
+
     cutoff_time: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     lead_time_days: int = Field(default=0, ge=0, le=60)
     daily_capacity: int = Field(default=1000, ge=0)
