@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.approval import ApprovalActivities
 from activities.documents import DocumentActivities
 from activities.fulfillment import FulfillmentActivities
 from activities.inventory import InventoryActivities
@@ -25,6 +26,7 @@ def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., A
     fulfillment = FulfillmentActivities(store)
     inventory = InventoryActivities(store)
     projection = ProjectionActivities(store)
+    approval = ApprovalActivities(webhook_secret)
     return [
         validation.validate_order,
         routing.route_order,
@@ -37,5 +39,7 @@ def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., A
         fulfillment.record_delivery,
         fulfillment.cancel_release,
         inventory.cancel_order_lines,
+        inventory.release_reservations,
+        approval.notify_approvers,
         projection.project_order,
     ]

@@ -5,7 +5,12 @@ from __future__ import annotations
 from temporalio import activity
 
 from store import Store
-from workflows.model import CancelOrderInput, CancelOrderResult
+from workflows.model import (
+    CancelOrderInput,
+    CancelOrderResult,
+    ReleaseReservationsInput,
+    ReleaseReservationsResult,
+)
 
 
 class InventoryActivities:
@@ -24,3 +29,10 @@ class InventoryActivities:
             reason=input.reason,
         )
         return CancelOrderResult(released=released)
+
+    @activity.defn(name="release_reservations")
+    async def release_reservations(
+        self, input: ReleaseReservationsInput
+    ) -> ReleaseReservationsResult:
+        released = [rid for rid in input.reservation_ids if await self.store.inventory.release(rid)]
+        return ReleaseReservationsResult(released=released)

@@ -65,8 +65,10 @@ def parse(model: type[M], data: Any) -> M:
         ) from err
 
 
-def workflow_error(err: Exception) -> ApiError:
-    """Turn a failed update or RPC into an API error."""
+def workflow_error(err: Exception, closed_code: str = "order_closed") -> ApiError:
+    """Turn a failed update or RPC into an API error. `closed_code` is what a closed
+    workflow means for this request (e.g. not_cancellable), so the answer does not
+    depend on whether the workflow had already finished."""
     if isinstance(err, WorkflowUpdateFailedError):
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in WORKFLOW_ERRORS:
@@ -75,7 +77,7 @@ def workflow_error(err: Exception) -> ApiError:
         return ApiError(409, "rejected", str(cause or err))
     if isinstance(err, RPCError):
         if err.status == RPCStatusCode.NOT_FOUND:
-            return ApiError(409, "order_closed", "the workflow has completed: " + err.message)
+            return ApiError(409, closed_code, "the workflow has completed: " + err.message)
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return ApiError(503, "temporal_unavailable", err.message)
     raise err

@@ -62,7 +62,7 @@ async def _report(request: web.Request, update: str, model: type[BaseModel]) -> 
     try:
         result = await handle.execute_update(update, report, result_type=StoreReportResult)
     except Exception as err:
-        raise workflow_error(err) from err
+        raise workflow_error(err, "not_pending") from err
     return web.json_response(text=result.model_dump_json())
 
 

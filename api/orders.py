@@ -15,6 +15,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCStatusCode
 
 from api.auth import require
 from api.context import SETTINGS, STORE, TEMPORAL
@@ -178,6 +179,10 @@ async def get_order(request: web.Request) -> web.Response:
     try:
         view = await _handle(request, row.order_id).query("state", result_type=OrderView)
     except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(
+                404, "order_not_found", f"order {row.order_id} has no workflow (yet): {err.message}"
+            ) from err
         raise workflow_error(err) from err
     return web.json_response(text=view.model_dump_json())
 
@@ -193,7 +198,7 @@ async def cancel_order(request: web.Request) -> web.Response:
             "cancel", cancel, result_type=OrderCommandResult
         )
     except Exception as err:
-        raise workflow_error(err) from err
+        raise workflow_error(err, "not_cancellable") from err
     return web.json_response(text=result.model_dump_json())
 
 
@@ -208,7 +213,7 @@ async def resume_order(request: web.Request) -> web.Response:
             "resume_order", resume, result_type=OrderCommandResult
         )
     except Exception as err:
-        raise workflow_error(err) from err
+        raise workflow_error(err, "not_resumable") from err
     return web.json_response(text=result.model_dump_json())
 
 
@@ -230,7 +235,7 @@ async def decide_approval(request: web.Request) -> web.Response:
             "decide_approval", decision, result_type=ApprovalUpdateResult
         )
     except Exception as err:
-        raise workflow_error(err) from err
+        raise workflow_error(err, "not_pending") from err
     return web.json_response(text=result.model_dump_json())
 
 

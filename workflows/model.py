@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # --------------------------------------------------------------------------- statuses
 
@@ -52,11 +52,13 @@ class LineStatus(StrEnum):
 
 
 class ApprovalStatus(StrEnum):
+    WAITING = "waiting"  # a later rank: not requested until every lower rank approved
     PENDING = "pending"
     APPROVED = "approved"
     DECLINED = "declined"
     TIMED_OUT = "timed_out"
-    WITHDRAWN = "withdrawn"
+    WITHDRAWN = "withdrawn"  # another reason declined while this one was open
+    SKIPPED = "skipped"  # its rule does not match the order
 
 
 class ReleaseStatus(StrEnum):
@@ -185,11 +187,73 @@ class LocationConfig(BaseModel):
     webhook_url: str | None = None
 
 
+RuleField = Literal[
+    "order_total",
+    "payment_method",
+    "customer_id",
+    "sku",
+    "location_id",
+    "ship_to_country",
+    "line_count",
+    "currency",
+]
+RuleOperator = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in"]
+RuleValue = Decimal | str | list[str]
+
+
+class RuleCondition(BaseModel):
+    """One comparison of an order fact with a value. `sku` and `location_id` are sets
+    (every line's SKU, every location routing chose): eq/in hold when any member matches,
+    ne/not_in when none does."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: RuleField
+    op: RuleOperator
+    value: RuleValue
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> RuleCondition:
+        listed = self.op in ("in", "not_in")
+        if listed != isinstance(self.value, list):
+            raise ValueError(f"{self.op} needs {'a list' if listed else 'a single'} value")
+        if self.op in ("gt", "ge", "lt", "le") and self.field not in ("order_total", "line_count"):
+            raise ValueError(f"{self.op} compares numbers: order_total or line_count only")
+        if self.field in ("order_total", "line_count"):
+            for item in self.value if isinstance(self.value, list) else [self.value]:
+                try:
+                    number = Decimal(str(item))
+                except ArithmeticError as err:
+                    raise ValueError(f"{self.field} compares with numbers, not {item!r}") from err
+                if not number.is_finite():
+                    raise ValueError(f"{self.field} compares with finite numbers")
+        return self
+
+
+class ApprovalRule(BaseModel):
+    """Structured conditions (never evaluated code): all of them, or any of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: Literal["all", "any"] = "all"
+    conditions: list[RuleCondition] = Field(min_length=1)
+
+
 class ApprovalReasonConfig(BaseModel):
     reason: Identifier
     rank: int = Field(default=1, ge=1)
     approvers: list[str] = Field(min_length=1)
     description: str = ""
+    rule: ApprovalRule | None = None  # None: applies to every order of the channel
+    webhook_url: str | None = None  # a third-party system gets the request (signed JSON)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_action: Literal["decline", "escalate"] = "decline"
+    escalate_to: list[str] = Field(default_factory=list)
+    reroute_after_approval: bool = False
+
+    @model_validator(mode="after")
+    def _escalation_has_approvers(self) -> ApprovalReasonConfig:
+        if self.timeout_action == "escalate" and not self.escalate_to:
+            raise ValueError("timeout_action escalate needs escalate_to approvers")
+        return self
 
 
 def _default_document_kinds() -> list[DocumentKind]:
@@ -261,6 +325,8 @@ class ApprovalView(BaseModel):
     decided_by: str | None = None
     comment: str | None = None
     decided_at: datetime | None = None
+    requested_at: datetime | None = None
+    escalated: bool = False
 
 
 class ReleaseView(BaseModel):
@@ -475,6 +541,15 @@ class SubmitWorkOrdersResult(BaseModel):
     sent_to_webhook: list[str] = Field(default_factory=list)
 
 
+class ReleaseReservationsInput(BaseModel):
+    order_id: str
+    reservation_ids: list[str]
+
+
+class ReleaseReservationsResult(BaseModel):
+    released: list[str]
+
+
 class CancelOrderInput(BaseModel):
     """Release reservations of cancelled units and record the CANCEL return."""
 
@@ -559,6 +634,18 @@ class FulfillmentProgress(BaseModel):
     backordered: dict[str, int] = Field(default_factory=dict)
     carrier: str | None = None
     tracking_number: str | None = None
+
+
+NoticeKind = Literal["request", "withdraw"]
+
+
+class ApprovalNotice(BaseModel):
+    """Tell third-party approval systems about requests and withdrawals."""
+
+    order_id: str
+    kind: NoticeKind
+    approvals: list[ApprovalView]
+    webhooks: dict[str, str]  # reason -> URL
 
 
 class ApprovalUpdateResult(BaseModel):

@@ -20,12 +20,14 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls, search
-    from workflows.approval import ApprovalBook
+    from workflows.approval import ApprovalBook, OrderFacts
     from workflows.fulfillment import FulfillmentWorkflow, fulfillment_workflow_id
     from workflows.model import (
         ApprovalDecisionInput,
+        ApprovalNotice,
         ApprovalStatus,
         ApprovalUpdateResult,
+        ApprovalView,
         CancelInput,
         CancelLinesInput,
         CancelOrderInput,
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         FulfillmentLine,
         FulfillmentProgress,
         LineView,
+        NoticeKind,
         OrderCommandResult,
         OrderInput,
         OrderProjection,
@@ -44,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
         OrderView,
         ReleasePlan,
+        ReleaseReservationsInput,
+        ReleaseReservationsResult,
         ResponseLine,
         ResumeInput,
         ReturnLine,
@@ -173,6 +178,9 @@ class OrderWorkflow:
 
     async def _route_initial(self) -> None:
         await self._set_status(OrderStatus.ROUTING)
+        await self._route_until_assigned()
+
+    async def _route_until_assigned(self) -> None:
         while True:
             await self._route(self.state.lines_to_route())
             unrouted = self.state.lines_to_route()
@@ -220,32 +228,108 @@ class OrderWorkflow:
         await self._publish()
 
     async def _approve(self) -> None:
-        if not self.approvals.open(self.channel.approval_reasons):
+        facts = OrderFacts.of(self.order, self.state.locations())
+        if not self.approvals.plan(self.channel.approval_reasons, facts):
+            for approval in self.view.approvals:
+                self._event("approval_skipped", f"{approval.reason}: rule does not match")
             await self._set_status(OrderStatus.APPROVED, "no approval needed")
             return
         for approval in self.view.approvals:
-            self._event(
-                "approval_requested",
-                f"{approval.reason} (rank {approval.rank}) from " + ", ".join(approval.approvers),
-            )
+            if approval.status == ApprovalStatus.SKIPPED:
+                self._event("approval_skipped", f"{approval.reason}: rule does not match")
         await self._set_status(OrderStatus.AWAITING_APPROVAL)
-        await workflow.wait_condition(lambda: self.approvals.settled or self.closed)
+        # ranks one after the other; all reasons of a rank at once
+        while opened := self.approvals.open_next_rank(workflow.now()):
+            for approval in opened:
+                self._event(
+                    "approval_requested",
+                    f"{approval.reason} (rank {approval.rank}) "
+                    f"from {', '.join(approval.approvers)}",
+                )
+            await self._notify_approvers("request", opened)
+            self._upsert_search_attributes()
+            await self._publish(with_approvals=True)
+            await self._wait_for_rank()
+            if self.closed or self.approvals.declined is not None:
+                break
         if self.closed:
             return
         declined = self.approvals.declined
         if declined is not None:
-            self.approvals.withdraw_pending()
+            withdrawn = self.approvals.withdraw_open()
+            for approval in withdrawn:
+                self._event(
+                    "approval_withdrawn",
+                    f"{approval.reason}: {declined.reason} was {declined.status.value}",
+                )
+            await self._notify_approvers("withdraw", withdrawn)
             await self._set_status(
-                OrderStatus.DECLINED, f"{declined.reason} declined by {declined.decided_by}"
+                OrderStatus.DECLINED,
+                f"{declined.reason} {declined.status.value} by {declined.decided_by}",
             )
             await self._cancel(
                 CancelInput(
-                    reason=f"declined by {declined.decided_by}: "
-                    f"{declined.comment or declined.reason}"
+                    reason=f"{declined.reason} {declined.status.value} by {declined.decided_by}"
+                    + (f": {declined.comment}" if declined.comment else "")
                 )
             )
             return
+        if self.approvals.reroute_requested:
+            await self._reroute_after_approval()
+            if self.closed:
+                return
         await self._set_status(OrderStatus.APPROVED)
+
+    async def _wait_for_rank(self) -> None:
+        """Wait until every reason of the open rank is decided, applying timeouts."""
+        while not (self.approvals.rank_settled or self.closed):
+            deadline = self.approvals.next_deadline()
+            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(
+                    lambda: self.approvals.rank_settled or self.closed, timeout=timeout
+                )
+            except TimeoutError:
+                escalated = []
+                for approval, outcome in self.approvals.time_out_due(workflow.now()):
+                    if outcome == "escalated":
+                        escalated.append(approval)
+                        self._event(
+                            "approval_escalated",
+                            f"{approval.reason} to {', '.join(approval.approvers)} after timeout",
+                        )
+                    else:
+                        self._event("approval_timed_out", f"{approval.reason}: no decision")
+                await self._notify_approvers("request", escalated)
+                await self._publish(with_approvals=True)
+
+    async def _notify_approvers(self, kind: NoticeKind, approvals: list[ApprovalView]) -> None:
+        """Third-party approval systems hear of requests and withdrawals (if configured)."""
+        webhooks = self.approvals.webhooks(approvals)
+        if webhooks:
+            await activity_calls.run(
+                "notify_approvers",
+                ApprovalNotice(
+                    order_id=self.order.order_id,
+                    kind=kind,
+                    approvals=approvals,
+                    webhooks=webhooks,
+                ),
+            )
+
+    async def _reroute_after_approval(self) -> None:
+        """Stock may have moved while the order waited: route the lines again."""
+        async with self.lock:
+            reservations = self.state.unschedule()
+            await activity_calls.call(
+                "release_reservations",
+                ReleaseReservationsInput(
+                    order_id=self.order.order_id, reservation_ids=reservations
+                ),
+                ReleaseReservationsResult,
+            )
+        await self._set_status(OrderStatus.ROUTING, "re-routing after approval")
+        await self._route_until_assigned()
 
     async def _respond(self) -> None:
         lines = [
@@ -486,8 +570,9 @@ class OrderWorkflow:
             self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
         # units already at a location are cancelled when the location's workflow confirms
         await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
-        if self.view.status in (OrderStatus.AWAITING_APPROVAL,) and self.state.all_done:
-            self.approvals.withdraw_pending()
+        if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
+            for approval in self.approvals.withdraw_open():
+                self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
         if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
             await self._set_status(OrderStatus.CANCELLED, request.reason)
         elif self.view.status not in ROUTING_WAITS and self.state.release_seq:

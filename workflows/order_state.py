@@ -253,6 +253,22 @@ class OrderState(BaseModel):
         self.refresh_lines()
         return to_release
 
+    def unschedule(self) -> list[str]:
+        """Take back every scheduled (reserved, not released) allocation so its units can be
+        routed again; returns the reservations to release."""
+        released: list[str] = []
+        for line in self.lines.values():
+            keep = []
+            for alloc in line.allocations:
+                if alloc.state == "scheduled":
+                    line.open += alloc.quantity
+                    released.append(alloc.reservation_id)
+                else:
+                    keep.append(alloc)
+            line.allocations = keep
+        self.refresh_lines()
+        return released
+
     def cancel_open_units(self, line_ids: list[str]) -> None:
         for lid in line_ids:
             line = self.lines[lid]

@@ -7,7 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,28 @@ class Stack:
     client: Client
     settings: Settings
     backend: str
+    keys: dict[str, str] = field(default_factory=lambda: dict(KEYS))
 
     async def call(
         self, method: str, path: str, *, key: str = "admin", json: Any = None
     ) -> tuple[int, Any]:
         resp = await self.http.request(
-            method, path, json=json, headers={"Authorization": f"Bearer {KEYS[key]}"}
+            method, path, json=json, headers={"Authorization": f"Bearer {self.keys[key]}"}
         )
         ctype = resp.headers.get("Content-Type", "")
         body = await resp.json() if "json" in ctype else await resp.read()
         return resp.status, body
+
+    async def add_key(self, name: str, role: str, identity: str | None = None) -> None:
+        """An API key for `name` (used as `key=name` in call())."""
+        key = f"test-{name}-{uuid.uuid4().hex}"
+        status, body = await self.call(
+            "PUT",
+            "/v1/api-keys",
+            json={"key": key, "name": name, "role": role, "identity": identity or name},
+        )
+        assert status == 200, body
+        self.keys[name] = key
 
     async def create_order(self, body: dict[str, Any], key: str | None = None) -> str:
         status, answer = await self.call(
