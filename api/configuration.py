@@ -33,8 +33,26 @@ async def put_inventory(request: web.Request) -> web.Response:
         body = body["items"]
     snapshot = parse(StockSnapshot, body).root
     store = request.app[STORE]
-    known = {loc["location_id"] for loc in await store.config.locations()}
-    unknown = sorted({s.location_id for s in snapshot} - known)
+    await _check_locations(request, {s.location_id for s in snapshot})
+    count = await store.inventory.set_stock([(s.location_id, s.sku, s.on_hand) for s in snapshot])
+    return web.json_response({"updated": count})
+
+
+class StockAdjustment(BaseModel):
+    adjustment_id: str | None = Field(default=None, min_length=1, max_length=200)
+    location_id: Identifier
+    sku: Identifier
+    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000)
+    reason: str = Field(default="", max_length=500)
+
+
+class StockAdjustments(RootModel[list[StockAdjustment]]):
+    pass
+
+
+async def _check_locations(request: web.Request, location_ids: set[str]) -> None:
+    known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
+    unknown = sorted(location_ids - known)
     if unknown:
         raise ApiError(
             422,
@@ -49,8 +67,28 @@ async def put_inventory(request: web.Request) -> web.Response:
                 for loc in unknown
             ],
         )
-    count = await store.inventory.set_stock([(s.location_id, s.sku, s.on_hand) for s in snapshot])
-    return web.json_response({"updated": count})
+
+
+@routes.post("/v1/inventory/adjustments")
+async def post_adjustments(request: web.Request) -> web.Response:
+    """Stock deltas (receipts, counts, damages); an adjustment_id makes a delta count once."""
+    require(request)
+    body = await read_json(request)
+    if isinstance(body, dict) and "items" in body:
+        body = body["items"]
+    items = parse(StockAdjustments, body).root
+    await _check_locations(request, {a.location_id for a in items})
+    results = await request.app[STORE].inventory.adjust(
+        [(a.adjustment_id, a.location_id, a.sku, a.delta, a.reason) for a in items]
+    )
+    return web.json_response(
+        {
+            "items": [
+                {"location_id": loc, "sku": sku, "on_hand": on_hand, "applied": applied}
+                for loc, sku, on_hand, applied in results
+            ]
+        }
+    )
 
 
 @routes.get("/v1/availability")

@@ -23,6 +23,9 @@ LOCATION_FIELDS = (
     "priority",
     "enabled",
     "webhook_url",
+    "cost_per_shipment",
+    "channels",
+    "delivery_types",
 )
 
 

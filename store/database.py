@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, event, select
+from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -38,13 +38,30 @@ def utcnow() -> datetime:
 
 
 # Ordered schema migrations. Each runs once, inside one transaction, and is recorded
-# in schema_migrations; add new steps at the end, never edit an applied one.
+# in schema_migrations; add new steps at the end, never edit an applied one. Steps
+# check what exists, because step 1 creates today's tables on a fresh database.
 def _initial_schema(conn: Connection) -> None:
-    Base.metadata.create_all(conn, tables=[t for t in Base.metadata.sorted_tables])
+    Base.metadata.create_all(conn, tables=list(Base.metadata.sorted_tables))
+
+
+def _add_column(conn: Connection, table: str, column: str, ddl_type: str, default: str) -> None:
+    existing = {c["name"] for c in inspect(conn).get_columns(table)}
+    if column not in existing:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {table} ADD COLUMN {column} {ddl_type} NOT NULL DEFAULT {default}"
+        )
+
+
+def _sourcing_columns(conn: Connection) -> None:
+    _add_column(conn, "locations", "cost_per_shipment", "FLOAT", "0")
+    _add_column(conn, "locations", "channels", "JSON", "'[]'")
+    _add_column(conn, "locations", "delivery_types", "JSON", "'[]'")
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["inventory_adjustments"]])
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial_schema),
+    (2, "location sourcing attributes, inventory adjustments", _sourcing_columns),
 ]
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.database import Database, utcnow
-from store.tables import Inventory, Reservation
+from store.tables import Inventory, InventoryAdjustment, Reservation
 
 BATCH = 1000
 
@@ -53,7 +54,15 @@ class InventoryRepository:
         self.db = db
 
     async def set_stock(self, rows: Sequence[tuple[str, str, int]]) -> int:
-        """Absolute on-hand snapshot per (location, sku); reservations are kept."""
+        """Absolute on-hand snapshot per (location, sku); reservations are kept.
+
+        PostgreSQL: COPY into a temporary staging table, then one INSERT ... SELECT ...
+        ON CONFLICT, so a feed of a million rows is a handful of statements. SQLite:
+        multi-row INSERT ... ON CONFLICT in batches."""
+        if not rows:
+            return 0
+        if not self.db.is_sqlite:
+            return await self._set_stock_copy(rows)
         now = utcnow()
         async with self.db.transaction() as session:
             for start in range(0, len(rows), BATCH):
@@ -76,6 +85,86 @@ class InventoryRepository:
                 )
                 await session.execute(stmt)
         return len(rows)
+
+    async def _set_stock_copy(self, rows: Sequence[tuple[str, str, int]]) -> int:
+        async with self.db.transaction() as session:
+            # through the session first, so the transaction has begun before COPY
+            await session.execute(
+                text(
+                    "CREATE TEMP TABLE inventory_stage (location_id text, sku text, on_hand int)"
+                    " ON COMMIT DROP"
+                )
+            )
+            raw = await (await session.connection()).get_raw_connection()
+            assert raw.driver_connection is not None
+            await raw.driver_connection.copy_records_to_table(
+                "inventory_stage", records=rows, columns=["location_id", "sku", "on_hand"]
+            )
+            # the last row wins when a feed repeats a (location, sku)
+            await session.execute(
+                text(
+                    """
+                INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at)
+                SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand, 0, now()
+                FROM (SELECT *, row_number() OVER () AS n FROM inventory_stage) staged
+                ORDER BY location_id, sku, n DESC
+                ON CONFLICT (location_id, sku)
+                DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+                """
+                )
+            )
+        return len(rows)
+
+    async def adjust(
+        self, adjustments: Sequence[tuple[str | None, str, str, int, str]]
+    ) -> list[tuple[str, str, int, bool]]:
+        """Apply deltas (adjustment_id, location, sku, delta, reason); on-hand never goes
+        below 0. A delta whose id was applied before is skipped. Returns
+        (location, sku, on_hand after, applied) per delta."""
+        now = utcnow()
+        results: list[tuple[str, str, int, bool]] = []
+        async with self.db.transaction() as session:
+            for adjustment_id, location_id, sku, delta, reason in adjustments:
+                applied = True
+                if adjustment_id is not None:
+                    inserted = await session.execute(
+                        self.db.insert(InventoryAdjustment)
+                        .values(
+                            adjustment_id=adjustment_id,
+                            location_id=location_id,
+                            sku=sku,
+                            delta=delta,
+                            reason=reason,
+                            created_at=now,
+                        )
+                        .on_conflict_do_nothing(index_elements=["adjustment_id"])
+                    )
+                    applied = inserted.rowcount == 1  # type: ignore[attr-defined]
+                if applied:
+                    await session.execute(
+                        self.db.insert(Inventory)
+                        .values(
+                            location_id=location_id,
+                            sku=sku,
+                            on_hand=max(delta, 0),
+                            reserved=0,
+                            updated_at=now,
+                        )
+                        .on_conflict_do_update(
+                            index_elements=["location_id", "sku"],
+                            set_={
+                                "on_hand": self._greatest(Inventory.on_hand + delta, 0),
+                                "updated_at": now,
+                            },
+                        )
+                    )
+                row = await session.get(Inventory, (location_id, sku), populate_existing=True)
+                results.append((location_id, sku, row.on_hand if row else 0, applied))
+        return results
+
+    def _greatest(self, left: Any, right: Any) -> Any:
+        # scalar max() in SQLite is greatest() in PostgreSQL
+        return (func.max if self.db.is_sqlite else func.greatest)(left, right)
 
     async def stock(self, skus: Iterable[str]) -> list[StockRow]:
         async with self.db.sessions() as session:
@@ -169,8 +258,7 @@ class InventoryRepository:
             if hit.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             if missing:
-                # scalar max() in SQLite is greatest() in PostgreSQL
-                greatest = func.max if self.db.is_sqlite else func.greatest
+                greatest = self._greatest
                 await session.execute(
                     update(Inventory)
                     .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)

@@ -52,6 +52,10 @@ class Location(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # added by migration 2
+    cost_per_shipment: Mapped[float] = mapped_column(Float, default=0.0)
+    channels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: every channel
+    delivery_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class SalesChannel(Base):
@@ -76,6 +80,18 @@ class Inventory(Base):
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
     __table_args__ = (Index("ix_inventory_sku", "sku"),)
+
+
+class InventoryAdjustment(Base):
+    """Applied stock deltas, so a delta sent twice with its id counts once (migration 2)."""
+
+    __tablename__ = "inventory_adjustments"
+    adjustment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
 
 
 class Reservation(Base):
