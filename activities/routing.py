@@ -106,9 +106,11 @@ class RoutingActivities:
                 quantity=line.quantity,
                 candidates=candidates,
             )
+            reused = existing is not None and existing.status != "RELEASED"
             for cand in candidates:
-                if existing is not None and existing.status != "RELEASED":
+                if reused:
                     # a retry of this activity: the reservation was made before
+                    assert existing is not None
                     if cand.location_id == existing.location_id:
                         cand.rejected_reason = None
                         decision.location_id = existing.location_id
@@ -137,7 +139,8 @@ class RoutingActivities:
                 decision.reason = f"{decision.location_id}: nearest with stock" + (
                     f" ({chosen.distance_km} km)" if chosen.distance_km is not None else ""
                 )
-                atp[(decision.location_id, line.sku)] = chosen.atp - line.quantity
+                if not reused:  # a reused reservation is already out of the ATP read
+                    atp[(decision.location_id, line.sku)] = chosen.atp - line.quantity
             else:
                 decision.reason = f"no location has {line.quantity} x {line.sku}"
             decisions.append(decision)

@@ -9,7 +9,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import RPCError, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
@@ -75,11 +79,16 @@ def workflow_error(err: Exception, closed_code: str = "order_closed") -> ApiErro
             status, code = WORKFLOW_ERRORS[cause.type]
             return ApiError(status, code, cause.message)
         return ApiError(409, "rejected", str(cause or err))
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return ApiError(
+            503, "temporal_unavailable", "no worker answered in time; the request was not applied"
+        )
     if isinstance(err, RPCError):
         if err.status == RPCStatusCode.NOT_FOUND:
             return ApiError(409, closed_code, "the workflow has completed: " + err.message)
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return ApiError(503, "temporal_unavailable", err.message)
+        if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ALREADY_EXISTS):
+            return ApiError(409, closed_code, err.message)
+        return ApiError(503, "temporal_unavailable", err.message)
     raise err
 
 

@@ -45,8 +45,18 @@ def request_hash(order: OrderInput) -> str:
 
 async def _order_row(request: web.Request, principal: Principal) -> OrderRow:
     order_id = request.match_info["order_id"]
-    row = await request.app[STORE].orders.get(order_id)
-    if row is None or (principal.role == "webshop" and row.sales_channel != principal.identity):
+    store = request.app[STORE]
+    row = await store.orders.get(order_id)
+    hidden = (
+        row is None
+        or (principal.role == "webshop" and row.sales_channel != principal.identity)
+        or (
+            # approvers see the orders they are asked to approve
+            principal.role == "approver"
+            and not await store.orders.is_approver(order_id, principal.identity)
+        )
+    )
+    if hidden or row is None:
         raise ApiError(404, "order_not_found", f"no order {order_id}")
     return row
 
@@ -92,6 +102,17 @@ async def create_order(request: web.Request) -> web.Response:
             409, "order_conflict", f"order {order.order_id} exists with a different body"
         )
     client = request.app[TEMPORAL]
+    if not created and row.status != OrderStatus.CREATED.value:
+        # the order is under way (or done, maybe purged from Temporal): never start again
+        return web.json_response(
+            {
+                "order_id": order.order_id,
+                "workflow_id": workflow_id,
+                "run_id": None,
+                "status": row.status,
+            },
+            status=200,
+        )
     try:
         # The row is written first: if this process dies before the start, the client's
         # retry of the same body finds the row and starts the workflow here.

@@ -290,8 +290,8 @@ class InventoryRepository:
                 update(Inventory)
                 .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
                 .values(
-                    reserved=Inventory.reserved - row.quantity,
-                    on_hand=Inventory.on_hand - row.quantity,
+                    reserved=self._greatest(Inventory.reserved - row.quantity, 0),
+                    on_hand=self._greatest(Inventory.on_hand - row.quantity, 0),
                     updated_at=now,
                 )
             )

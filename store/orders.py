@@ -214,6 +214,13 @@ class OrderRepository:
                 if approver is None or approver in r.approvers
             ]
 
+    async def is_approver(self, order_id: str, approver: str) -> bool:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Approval.approvers).where(Approval.order_id == order_id)
+            )
+            return any(approver in approvers for approvers in rows.scalars())
+
     async def save_document(
         self, *, document_id: str, order_id: str, location_id: str, kind: str, content: bytes
     ) -> None:

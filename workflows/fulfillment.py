@@ -60,7 +60,7 @@ class FulfillmentWorkflow:
         await self._tell_parent("released", {line.line_id: line.quantity for line in input.lines})
 
         workflow.set_current_details(f"waiting for the pick report of {input.shipment_key}")
-        await self._wait(lambda: self.pick_report is not None)
+        await self._wait(lambda: self.pick_report is not None, lambda: bool(self._live_lines()))
         if self._live_lines():
             assert self.pick_report is not None
             reported = {p.line_id: p.picked_quantity for p in self.pick_report.lines}
@@ -77,9 +77,9 @@ class FulfillmentWorkflow:
                     lid: ordered[lid] - q for lid, q in self.picked.items() if q < ordered[lid]
                 },
             )
-        if any(self.picked.get(lid) for lid in self._live_lines()):
+        if self._shippable():
             workflow.set_current_details(f"packing {input.shipment_key}, waiting for ship")
-            await self._wait(lambda: self.ship_report is not None)
+            await self._wait(lambda: self.ship_report is not None, self._shippable)
         shipped = {lid: self.picked[lid] for lid in self._live_lines() if self.picked.get(lid)}
         if shipped:
             assert self.ship_report is not None
@@ -119,13 +119,14 @@ class FulfillmentWorkflow:
             cancelled=not shipped,
         )
 
-    async def _wait(self, reported: Callable[[], bool]) -> None:
-        """Wait for a store report, applying cancel requests from the parent meanwhile."""
+    async def _wait(self, reported: Callable[[], bool], needed: Callable[[], bool]) -> None:
+        """Wait for a store report while it is still `needed`, applying the parent's
+        cancel requests meanwhile. A report that arrived first wins over a cancel."""
         while True:
             await workflow.wait_condition(
-                lambda: bool(self.cancel_requests) or reported() or not self._live_lines()
+                lambda: bool(self.cancel_requests) or reported() or not needed()
             )
-            if self.cancel_requests:
+            if self.cancel_requests and not reported():
                 await self._apply_cancels()
                 continue
             return
@@ -135,13 +136,17 @@ class FulfillmentWorkflow:
         line_ids = [lid for r in requests for lid in r.line_ids if lid in self._live_lines()]
         if not line_ids:
             return
+        # gone before the activity runs, so a ship report from now on cannot include them
+        self.cancelled.update(line_ids)
         reason = "; ".join(r.reason for r in requests if r.reason)
         await activity_calls.run(
             "cancel_release",
             CancelReleaseInput(fulfillment=self.input, line_ids=line_ids, reason=reason),
         )
-        self.cancelled.update(line_ids)
         await self._tell_parent("cancelled", {lid: 1 for lid in line_ids})
+
+    def _shippable(self) -> bool:
+        return any(self.picked.get(lid) for lid in self._live_lines())
 
     def _live_lines(self) -> list[str]:
         return [lid for lid in self.line_ids if lid not in self.cancelled]
@@ -180,6 +185,10 @@ class FulfillmentWorkflow:
     # Updates for the API (the store learns at once whether its report counted);
     # signals of the same name logic for the Temporal UI and CLI.
     def _check_pick(self, report: PickReport) -> None:
+        if not self._live_lines():
+            raise ApplicationError(
+                "the shipment was cancelled", type="NotPending", non_retryable=True
+            )
         if self.pick_report is not None or self.status != ShipmentStatus.OPEN:
             raise ApplicationError(
                 "the pick of this shipment is already reported",
@@ -226,6 +235,10 @@ class FulfillmentWorkflow:
     async def report_pick(self, report: PickReport) -> StoreReportResult:
         self.pick_report = report
         await workflow.wait_condition(lambda: self.status != ShipmentStatus.OPEN)
+        if self.status == ShipmentStatus.CANCELLED:
+            raise ApplicationError(
+                "the shipment was cancelled", type="NotPending", non_retryable=True
+            )
         return self._result()
 
     @report_pick.validator
@@ -236,6 +249,12 @@ class FulfillmentWorkflow:
     async def report_ship(self, report: ShipReport) -> StoreReportResult:
         self.ship_report = report
         await workflow.wait_condition(lambda: self.status != ShipmentStatus.PICKED)
+        if self.status != ShipmentStatus.SHIPPED:
+            raise ApplicationError(
+                f"shipment ended {self.status.value}, not shipped",
+                type="NotPending",
+                non_retryable=True,
+            )
         return self._result()
 
     @report_ship.validator

@@ -82,6 +82,7 @@ class ShipmentStatus(StrEnum):
 DocumentKind = Literal["delivery_note", "return_note", "return_label"]
 ProgressKind = Literal["released", "picked", "shipped", "delivered", "cancelled"]
 # strict: a JSON string "2" or `true` is not a quantity
+MAX_ORDER_TOTAL = Decimal("1000000000000")  # the store keeps 14 digits, 2 decimals
 PositiveQty = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -154,6 +155,12 @@ class OrderInput(_Strict):
             seen.add(line.line_id)
         return lines
 
+    @model_validator(mode="after")
+    def _total_fits(self) -> OrderInput:
+        if self.total >= MAX_ORDER_TOTAL:
+            raise ValueError(f"order total must be below {MAX_ORDER_TOTAL}")
+        return self
+
     @property
     def total(self) -> Decimal:
         return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0"))
@@ -164,7 +171,7 @@ class OrderInput(_Strict):
 
 class LocationConfig(BaseModel):
     location_id: Identifier
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     type: Literal["warehouse", "store"] = "warehouse"
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
@@ -184,7 +191,7 @@ class LocationConfig(BaseModel):
     daily_capacity: int = Field(default=1000, ge=0)
     priority: int = 0
     enabled: bool = True
-    webhook_url: str | None = None
+    webhook_url: str | None = Field(default=None, max_length=500)
 
 
 RuleField = Literal[

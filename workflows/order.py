@@ -173,7 +173,12 @@ class OrderWorkflow:
     async def _wait_for_resume(self) -> bool:
         """Wait for `resume` or a cancel; True when resumed."""
         self.resume_request = None
-        await workflow.wait_condition(lambda: self.resume_request is not None or self.closed)
+        # also wakes when a cancel took away every line that was waiting
+        await workflow.wait_condition(
+            lambda: (
+                self.resume_request is not None or self.closed or not self.state.lines_to_route()
+            )
+        )
         return not self.closed
 
     async def _route_initial(self) -> None:
@@ -182,7 +187,7 @@ class OrderWorkflow:
 
     async def _route_until_assigned(self) -> None:
         while True:
-            await self._route(self.state.lines_to_route())
+            await self._route()
             unrouted = self.state.lines_to_route()
             if not unrouted:
                 return
@@ -197,11 +202,13 @@ class OrderWorkflow:
             self.view.hold_reasons = []
             await self._set_status(OrderStatus.ROUTING, "retry after resume")
 
-    async def _route(self, lines: list[LineProgress]) -> None:
-        if not lines:
-            return
-        workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
+    async def _route(self) -> None:
+        """Route every open unit; the lines are read under the lock, after any cancel."""
         async with self.lock:
+            lines = self.state.lines_to_route()
+            if not lines:
+                return
+            workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
             result: RouteOrderResult = await activity_calls.call(
                 "route_order",
                 RouteOrderInput(
@@ -362,7 +369,7 @@ class OrderWorkflow:
                 continue
             to_route = self.state.lines_to_route()
             if to_route and self.route_due:
-                await self._route(to_route)
+                await self._route()
                 if self.state.lines_to_route():
                     await self._wait_for_stock()
                 continue
@@ -497,7 +504,12 @@ class OrderWorkflow:
     # ================================================================== cancel
     @workflow.update
     async def cancel(self, request: CancelInput) -> OrderCommandResult:
-        await self._cancel(request)
+        if not await self._cancel(request):
+            raise ApplicationError(
+                "the lines shipped before they could be cancelled",
+                type="NotCancellable",
+                non_retryable=True,
+            )
         return OrderCommandResult(status=self.view.status)
 
     @cancel.validator
@@ -528,17 +540,39 @@ class OrderWorkflow:
             return
         await self._cancel(request)
 
-    async def _cancel(self, request: CancelInput) -> None:
+    async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
+        """Cancel what has not shipped of these lines; returns the units cancelled."""
         line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
+        before = {lid: self.state.lines[lid].cancelled for lid in line_ids}
         async with self.lock:
-            cancelled_units = {
-                lid: self.state.lines[lid].open + self.state.lines[lid].units("scheduled")
-                for lid in line_ids
-            }
+            # from here a pick shortfall on these lines cancels units instead of re-routing
+            self.state.cancelling.update(line_ids)
             reservations = self.state.cancel_unreleased(line_ids)
-            holding = self.state.releases_holding(line_ids)
-            return_id = f"{self.order.order_id}-C{len(self.view.returns) + 1}"
-            lines = [ReturnLine(line_id=lid, quantity=q) for lid, q in cancelled_units.items() if q]
+            self.state.return_seq += 1
+            return_id = f"{self.order.order_id}-C{self.state.return_seq}"
+            self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
+            for key, lids in self.state.releases_holding(line_ids).items():
+                seq = int(key.rsplit("-R", 1)[1])
+                child = workflow.get_external_workflow_handle(
+                    fulfillment_workflow_id(self.order.order_id, seq)
+                )
+                try:
+                    await child.signal(
+                        "cancel_lines", CancelLinesInput(line_ids=lids, reason=request.reason)
+                    )
+                except ApplicationError:
+                    # the release's workflow has closed: its last report to this order was
+                    # sent before it closed, and settles these lines
+                    workflow.logger.info("release %s closed before the cancel", key)
+        # units already at a location are cancelled when the location's workflow confirms
+        await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
+        lines = [
+            ReturnLine(line_id=lid, quantity=self.state.lines[lid].cancelled - before[lid])
+            for lid in line_ids
+            if self.state.lines[lid].cancelled > before[lid]
+        ]
+        async with self.lock:
+            # releases the reservations of units no location had yet, records the return
             await activity_calls.call(
                 "cancel_order_lines",
                 CancelOrderInput(
@@ -550,6 +584,7 @@ class OrderWorkflow:
                 ),
                 CancelOrderResult,
             )
+        if lines:
             self.view.returns.append(
                 ReturnView(
                     return_id=return_id,
@@ -559,17 +594,6 @@ class OrderWorkflow:
                     reason=request.reason,
                 )
             )
-            for key, lids in holding.items():
-                seq = int(key.rsplit("-R", 1)[1])
-                child = workflow.get_external_workflow_handle(
-                    fulfillment_workflow_id(self.order.order_id, seq)
-                )
-                await child.signal(
-                    "cancel_lines", CancelLinesInput(line_ids=lids, reason=request.reason)
-                )
-            self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
-        # units already at a location are cancelled when the location's workflow confirms
-        await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
         if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
             for approval in self.approvals.withdraw_open():
                 self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
@@ -580,6 +604,7 @@ class OrderWorkflow:
         else:
             self.state.refresh_lines()
             await self._publish()
+        return lines
 
     # ================================================================== resume
     @workflow.update

@@ -95,7 +95,11 @@ class OrderState(BaseModel):
     view: OrderView
     lines: dict[str, LineProgress]
     release_seq: int = 0
+    return_seq: int = 0
     event_seq: int = 0
+    # lines a cancel was asked for: units a location then reports missing are cancelled,
+    # not re-routed
+    cancelling: set[str] = Field(default_factory=set)
     unpublished_events: list[Event] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ events
@@ -112,7 +116,11 @@ class OrderState(BaseModel):
 
     # ------------------------------------------------------------------ routing
     def lines_to_route(self) -> list[LineProgress]:
-        return [p for p in self.lines.values() if p.open > 0 and p.cancelled < p.quantity]
+        return [
+            p
+            for p in self.lines.values()
+            if p.open > 0 and p.cancelled < p.quantity and p.line_id not in self.cancelling
+        ]
 
     def apply_routing(self, decision: RoutingDecision) -> None:
         self.view.routing.append(decision)
@@ -190,8 +198,11 @@ class OrderState(BaseModel):
                 missing = progress.backordered.get(lid, alloc.quantity - picked)
                 alloc.quantity = picked
                 alloc.state = "picked" if picked else "backordered"
-                line.open += missing
-                line.backordered += missing
+                if lid in self.cancelling:
+                    line.cancelled += missing
+                else:
+                    line.open += missing
+                    line.backordered += missing
                 self._set_release(
                     progress,
                     lid,
