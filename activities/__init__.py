@@ -30,6 +30,7 @@ def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., A
     return [
         validation.validate_order,
         routing.route_order,
+        routing.assign_locations,
         response.send_order_response,
         documents.create_documents,
         submission.submit_work_orders,

@@ -1,150 +1,281 @@
-"""Routing stage: nearest location with enough stock per line, reserved atomically.
+"""Routing stage: the sourcing engine decides, the store reserves.
 
-The pure part (`rank_candidates`) decides the order in which locations are tried;
-the activity reserves in that order, so a location that lost its stock to a racing
-order is skipped with the reason recorded.
+One attempt reads locations, channel ATP and backlogs, plans the whole order with
+`activities.sourcing.source_order`, and reserves every assignment. Reservation ids are
+`{order}:{line}:{attempt}:{location}`, so a retried attempt finds what it reserved
+before: those units count as its own when it plans again, and whatever the new plan
+does not use is released. When a racing order takes stock between the read and the
+reservation, the attempt plans again on fresh numbers.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 from temporalio import activity
 
+from activities.availability import channel_atp, site
+from activities.sourcing import (
+    CandidateScore,
+    Demand,
+    SourcingPlan,
+    Strategy,
+    source_order,
+)
 from store import Store
-from workflows.model import Candidate, RouteOrderInput, RouteOrderResult, RoutingDecision
+from store.inventory import ReservationRow
+from workflows.model import (
+    AssignLocationsInput,
+    AssignLocationsResult,
+    Candidate,
+    LocationConfig,
+    RouteOrderInput,
+    RouteOrderResult,
+    RoutingDecision,
+    SalesChannelConfig,
+)
 
-EARTH_RADIUS_KM = 6371.0
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
-
-
-@dataclass(frozen=True)
-class LocationStock:
-    location_id: str
-    lat: float
-    lon: float
-    atp: int
-    enabled: bool = True
-    excluded: bool = False
+PLAN_ROUNDS = 3
+NO_STOCK = ("no stock", "not enough stock")
 
 
-def rank_candidates(
-    locations: list[LocationStock], quantity: int, lat: float | None, lon: float | None
-) -> list[Candidate]:
-    """All locations as candidates: eligible ones first, nearest first; others rejected
-    with the reason."""
-    candidates: list[Candidate] = []
-    for loc in locations:
-        distance = (
-            round(haversine_km(lat, lon, loc.lat, loc.lon), 1)
-            if lat is not None and lon is not None
-            else None
-        )
-        reason = None
-        if not loc.enabled:
-            reason = "location disabled"
-        elif loc.excluded:
-            reason = "excluded for this sales channel"
-        elif loc.atp < quantity:
-            reason = f"not enough stock: {loc.atp} < {quantity}"
-        candidates.append(
+def reservation_id(order_id: str, line_id: str, attempt: int, location_id: str) -> str:
+    return f"{order_id}:{line_id}:{attempt}:{location_id}"
+
+
+def explain(scores: list[CandidateScore]) -> tuple[list[Candidate], int]:
+    """Candidates worth showing (scored, or rejected for a reason other than having no
+    stock) and how many stockless locations were left out, to keep histories small."""
+    shown: list[Candidate] = []
+    omitted = 0
+    for c in scores:
+        if c.rejected_reason is not None and c.atp == 0 and c.rejected_reason.startswith(NO_STOCK):
+            omitted += 1
+            continue
+        shown.append(
             Candidate(
-                location_id=loc.location_id,
-                atp=loc.atp,
-                distance_km=distance,
-                rejected_reason=reason,
-                score=None if distance is None else -distance,
+                location_id=c.location_id,
+                atp=c.atp,
+                distance_km=c.distance_km,
+                score=c.score if c.rejected_reason is None else None,
+                parts=dict(c.parts),
+                rejected_reason=c.rejected_reason,
             )
         )
-    candidates.sort(
-        key=lambda c: (
-            c.rejected_reason is not None,
-            c.distance_km if c.distance_km is not None else math.inf,
-            c.location_id,
-        )
-    )
-    return candidates
+    return shown, omitted
 
 
 class RoutingActivities:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    async def _channel(self, channel_id: str) -> SalesChannelConfig:
+        raw = await self.store.config.channel(channel_id)
+        return (
+            SalesChannelConfig.model_validate(raw)
+            if raw
+            else SalesChannelConfig(channel_id=channel_id)
+        )
+
+    async def _plan(
+        self,
+        input: RouteOrderInput,
+        channel: SalesChannelConfig,
+        locations: list[LocationConfig],
+        ours: list[ReservationRow],
+    ) -> SourcingPlan:
+        stock = await self.store.inventory.stock({line.sku for line in input.lines})
+        backlog = await self.store.fulfillment.backlog_by_location()
+        by_id = {loc.location_id: loc for loc in locations}
+        atp = {
+            (row.location_id, row.sku): channel_atp(
+                by_id[row.location_id], channel, row.on_hand, row.reserved
+            )
+            for row in stock
+            if row.location_id in by_id
+        }
+        for res in ours:  # units this attempt already holds are available to it
+            if res.location_id in by_id:
+                key = (res.location_id, res.sku)
+                atp[key] = atp.get(key, 0) + res.quantity
+        delivery = input.delivery
+        excluded = {line.line_id: set(line.exclude_locations) for line in input.lines}
+        sites = [site(loc, channel, backlog.get(loc.location_id, 0)) for loc in locations]
+        if any(excluded.values()):
+            # a line-specific exclusion: hide that location's stock for the line's SKU
+            for line in input.lines:
+                for loc_id in excluded[line.line_id]:
+                    atp[(loc_id, line.sku)] = 0
+        weights = channel.routing_weights
+        strategy = Strategy(
+            w_distance=weights.distance,
+            w_stock=weights.stock,
+            w_backlog=weights.backlog,
+            w_cost=weights.cost,
+            w_priority=weights.priority,
+            max_distance_km=channel.max_distance_km,
+            split_policy="ship_complete"
+            if delivery and delivery.ship_complete
+            else channel.split_policy,
+        )
+        ship_to = input.ship_to
+        return source_order(
+            [Demand(line.line_id, line.sku, line.quantity) for line in input.lines],
+            sites,
+            atp,
+            (ship_to.lat, ship_to.lon)
+            if ship_to.lat is not None and ship_to.lon is not None
+            else None,
+            strategy,
+            delivery_type=delivery.type if delivery else "ship",
+            pickup_location_id=delivery.pickup_location_id if delivery else None,
+        )
+
     @activity.defn(name="route_order")
     async def route_order(self, input: RouteOrderInput) -> RouteOrderResult:
-        locations = {loc["location_id"]: loc for loc in await self.store.config.locations()}
-        channel = await self.store.config.channel(input.sales_channel) or {}
-        excluded = set(channel.get("excluded_locations", []))
-        stock = await self.store.inventory.stock({line.sku for line in input.lines})
-        atp = {(row.location_id, row.sku): row.atp for row in stock}
+        channel = await self._channel(input.sales_channel)
+        locations = [
+            LocationConfig.model_validate(raw) for raw in await self.store.config.locations()
+        ]
+        attempts = {line.line_id: line.attempt for line in input.lines}
+        skus = {line.line_id: line.sku for line in input.lines}
+        prefixes = tuple(f"{input.order_id}:{lid}:{n}:" for lid, n in attempts.items())
+        plan: SourcingPlan | None = None
+        for _ in range(PLAN_ROUNDS):
+            ours = [
+                r
+                for r in await self.store.inventory.reservations_for_order(input.order_id)
+                if r.reservation_id.startswith(prefixes) and r.status == "ACTIVE"
+            ]
+            plan = await self._plan(input, channel, locations, ours)
+            if plan.outcome != "assigned":
+                break
+            short = False
+            for a in plan.assignments:
+                ok = await self.store.inventory.reserve(
+                    reservation_id=reservation_id(
+                        input.order_id, a.line_id, attempts[a.line_id], a.location_id
+                    ),
+                    order_id=input.order_id,
+                    line_id=a.line_id,
+                    location_id=a.location_id,
+                    sku=skus[a.line_id],
+                    quantity=a.quantity,
+                )
+                short = short or not ok
+            if not short:
+                break
+            activity.logger.info("%s: stock moved while routing, planning again", input.order_id)
+        assert plan is not None
+        keep = (
+            {
+                reservation_id(input.order_id, a.line_id, attempts[a.line_id], a.location_id)
+                for a in plan.assignments
+            }
+            if plan.outcome == "assigned"
+            else set()
+        )
+        # release what this attempt holds but the final plan does not use
+        for res in await self.store.inventory.reservations_for_order(input.order_id):
+            if res.reservation_id.startswith(prefixes) and res.reservation_id not in keep:
+                await self.store.inventory.release(res.reservation_id)
+        held = {
+            r.reservation_id: r
+            for r in await self.store.inventory.reservations_for_order(input.order_id)
+            if r.reservation_id in keep and r.status == "ACTIVE"
+        }
+        outcome = plan.outcome if len(held) == len(keep) else "not_announced"
+        reasons = list(plan.reasons) or (
+            [] if outcome == "assigned" else ["stock taken by other orders while routing"]
+        )
+        return RouteOrderResult(
+            decisions=self._decisions(input, plan, held, outcome),
+            outcome=outcome,
+            reasons=reasons,
+        )
+
+    @staticmethod
+    def _decisions(
+        input: RouteOrderInput,
+        plan: SourcingPlan,
+        held: dict[str, ReservationRow],
+        outcome: str,
+    ) -> list[RoutingDecision]:
         decisions: list[RoutingDecision] = []
         for line in input.lines:
-            reservation_id = f"{input.order_id}:{line.line_id}:{line.attempt}"
-            existing = await self.store.inventory.get_reservation(reservation_id)
-            pool = [
-                LocationStock(
-                    loc_id,
-                    loc["lat"],
-                    loc["lon"],
-                    atp.get((loc_id, line.sku), 0),
-                    enabled=loc["enabled"],
-                    excluded=loc_id in excluded or loc_id in line.exclude_locations,
+            candidates, omitted = explain(plan.explanations.get(line.line_id, []))
+            mine = [a for a in plan.assignments if a.line_id == line.line_id]
+            if outcome != "assigned" or not mine:
+                reason = "; ".join(r for r in plan.reasons if line.line_id in r) or (
+                    "; ".join(plan.reasons) or "not assigned"
                 )
-                for loc_id, loc in locations.items()
-            ]
-            candidates = rank_candidates(pool, line.quantity, input.ship_to.lat, input.ship_to.lon)
-            decision = RoutingDecision(
+                decisions.append(
+                    RoutingDecision(
+                        line_id=line.line_id,
+                        attempt=line.attempt,
+                        quantity=line.quantity,
+                        candidates=candidates,
+                        omitted_without_stock=omitted,
+                        reason=reason,
+                    )
+                )
+                continue
+            for a in mine:
+                rid = reservation_id(input.order_id, a.line_id, line.attempt, a.location_id)
+                chosen = next((c for c in candidates if c.location_id == a.location_id), None)
+                why = f"{a.location_id}: best score" + (
+                    f" {chosen.score:.3f}" if chosen and chosen.score is not None else ""
+                )
+                if chosen and chosen.distance_km is not None:
+                    why += f", {chosen.distance_km:.1f} km"
+                if len(mine) > 1:
+                    why += f" ({a.quantity} of {line.quantity} units)"
+                decisions.append(
+                    RoutingDecision(
+                        line_id=line.line_id,
+                        attempt=line.attempt,
+                        quantity=a.quantity,
+                        location_id=a.location_id,
+                        reservation_id=held[rid].reservation_id,
+                        candidates=candidates,
+                        omitted_without_stock=omitted,
+                        reason=why,
+                    )
+                )
+        return decisions
+
+    @activity.defn(name="assign_locations")
+    async def assign_locations(self, input: AssignLocationsInput) -> AssignLocationsResult:
+        """Reserve an operator's manual choice; all lines or none."""
+        refused: dict[str, str] = {}
+        made: list[str] = []
+        decisions: list[RoutingDecision] = []
+        for line in input.lines:
+            rid = reservation_id(input.order_id, line.line_id, line.attempt, line.location_id)
+            ok = await self.store.inventory.reserve(
+                reservation_id=rid,
+                order_id=input.order_id,
                 line_id=line.line_id,
-                attempt=line.attempt,
+                location_id=line.location_id,
+                sku=line.sku,
                 quantity=line.quantity,
-                candidates=candidates,
             )
-            reused = existing is not None and existing.status != "RELEASED"
-            for cand in candidates:
-                if reused:
-                    # a retry of this activity: the reservation was made before
-                    assert existing is not None
-                    if cand.location_id == existing.location_id:
-                        cand.rejected_reason = None
-                        decision.location_id = existing.location_id
-                        break
-                    continue
-                if cand.rejected_reason is not None:
-                    continue
-                reserved = await self.store.inventory.reserve(
-                    reservation_id=reservation_id,
-                    order_id=input.order_id,
+            if not ok:
+                refused[line.line_id] = (
+                    f"{line.location_id} has fewer than {line.quantity} x {line.sku} available"
+                )
+                continue
+            made.append(rid)
+            decisions.append(
+                RoutingDecision(
                     line_id=line.line_id,
-                    location_id=cand.location_id,
-                    sku=line.sku,
+                    attempt=line.attempt,
                     quantity=line.quantity,
+                    location_id=line.location_id,
+                    reservation_id=rid,
+                    reason=f"{line.location_id}: assigned manually",
                 )
-                if reserved:
-                    decision.location_id = cand.location_id
-                    break
-                cand.rejected_reason = "stock taken by another order meanwhile"
-            if decision.location_id:
-                chosen = next(c for c in candidates if c.location_id == decision.location_id)
-                for cand in candidates:
-                    if cand is not chosen and cand.rejected_reason is None:
-                        cand.rejected_reason = f"not chosen: {chosen.location_id} is nearer"
-                decision.reservation_id = reservation_id
-                decision.reason = f"{decision.location_id}: nearest with stock" + (
-                    f" ({chosen.distance_km} km)" if chosen.distance_km is not None else ""
-                )
-                if not reused:  # a reused reservation is already out of the ATP read
-                    atp[(decision.location_id, line.sku)] = chosen.atp - line.quantity
-            else:
-                decision.reason = f"no location has {line.quantity} x {line.sku}"
-            decisions.append(decision)
-        activity.logger.info(
-            "routed %s: %s", input.order_id, "; ".join(d.reason for d in decisions)
-        )
-        return RouteOrderResult(decisions=decisions)
+            )
+        if refused:
+            for rid in made:
+                await self.store.inventory.release(rid)
+            decisions = []
+        return AssignLocationsResult(decisions=decisions, refused=refused)

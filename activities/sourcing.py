@@ -45,8 +45,7 @@ SCORE_DIGITS = 9
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance. A copy of `activities.routing.haversine_km`: importing
-    that module would pull Temporal and the store into this pure one."""
+    """Great-circle distance between two points, in km."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2

@@ -7,6 +7,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, RootModel
 
+from activities.availability import channel_atp, safety_buffer, serves
 from api.auth import require
 from api.context import STORE
 from api.errors import ApiError, parse, read_json
@@ -101,33 +102,42 @@ async def availability(request: web.Request) -> web.Response:
     if principal.role == "webshop":
         channel_id = principal.identity
     store = request.app[STORE]
-    excluded: set[str] = set()
+    channel = SalesChannelConfig(channel_id=channel_id or "-")
     if channel_id:
         raw = await store.config.channel(channel_id)
         if raw is None:
             raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id}")
-        excluded = set(SalesChannelConfig.model_validate(raw).excluded_locations)
-    enabled = {loc["location_id"] for loc in await store.config.locations() if loc["enabled"]}
+        channel = SalesChannelConfig.model_validate(raw)
+    locations = {
+        loc["location_id"]: LocationConfig.model_validate(loc)
+        for loc in await store.config.locations()
+    }
     rows = await store.inventory.stock(skus)
     result: list[dict[str, object]] = []
     for sku in skus:
         visible = [
             r
             for r in rows
-            if r.sku == sku and r.location_id in enabled and r.location_id not in excluded
+            if r.sku == sku
+            and r.location_id in locations
+            and serves(locations[r.location_id], channel)
+        ]
+        atps = [
+            channel_atp(locations[r.location_id], channel, r.on_hand, r.reserved) for r in visible
         ]
         result.append(
             {
                 "sku": sku,
-                "atp": sum(r.atp for r in visible),
+                "atp": sum(atps),
                 "locations": [
                     {
                         "location_id": r.location_id,
                         "on_hand": r.on_hand,
                         "reserved": r.reserved,
-                        "atp": r.atp,
+                        "buffer": safety_buffer(locations[r.location_id], channel),
+                        "atp": atp,
                     }
-                    for r in visible
+                    for r, atp in zip(visible, atps, strict=True)
                 ],
             }
         )
@@ -166,6 +176,30 @@ async def get_channels(request: web.Request) -> web.Response:
 async def put_channels(request: web.Request) -> web.Response:
     require(request)
     channels = parse(ChannelList, await read_json(request)).root
+    known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
+    problems = [
+        {"field": f"{i}.{name}", "message": f"unknown location {ref}", "type": "unknown_location"}
+        for i, channel in enumerate(channels)
+        for name, refs in (
+            ("excluded_locations", channel.excluded_locations),
+            ("safety_buffers", list(channel.safety_buffers)),
+        )
+        for ref in refs
+        if ref not in known and not (name == "safety_buffers" and ref in ("warehouse", "store"))
+    ]
+    problems += [
+        {
+            "field": f"{i}.safety_buffers",
+            "message": "buffers are units >= 0",
+            "type": "invalid_buffer",
+        }
+        for i, channel in enumerate(channels)
+        if any(v < 0 for v in channel.safety_buffers.values())
+    ]
+    if problems:
+        raise ApiError(
+            422, "validation_error", "the sales channels refer to unknown things", problems
+        )
     await request.app[STORE].config.upsert_channels([c.model_dump(mode="json") for c in channels])
     return web.json_response({"updated": len(channels)})
 

@@ -29,6 +29,8 @@ WORKFLOW_ERRORS: dict[str, tuple[int, str]] = {
     "NotPending": (409, "not_pending"),
     "NotCancellable": (409, "not_cancellable"),
     "NotResumable": (409, "not_resumable"),
+    "NotAssignable": (409, "not_assignable"),
+    "InsufficientStock": (409, "insufficient_stock"),
 }
 
 

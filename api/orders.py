@@ -26,6 +26,7 @@ from workflows import search
 from workflows.model import (
     ApprovalDecisionInput,
     ApprovalUpdateResult,
+    AssignmentsInput,
     CancelInput,
     OrderCommandResult,
     OrderInput,
@@ -235,6 +236,37 @@ async def resume_order(request: web.Request) -> web.Response:
         )
     except Exception as err:
         raise workflow_error(err, "not_resumable") from err
+    return web.json_response(text=result.model_dump_json())
+
+
+@routes.post("/v1/orders/{order_id}/assignments")
+async def assign_locations(request: web.Request) -> web.Response:
+    """Operations choose locations for an order waiting in CHECK_ANNOUNCED/NOT_ANNOUNCED."""
+    principal = require(request, "ops")
+    row = await _order_row(request, principal)
+    assignments = parse(AssignmentsInput, await read_json(request))
+    known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
+    unknown = sorted({a.location_id for a in assignments.assignments} - known)
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_location",
+            f"unknown locations {unknown}",
+            [
+                {
+                    "field": "assignments.location_id",
+                    "message": f"unknown {loc}",
+                    "type": "unknown_location",
+                }
+                for loc in unknown
+            ],
+        )
+    try:
+        result = await _handle(request, row.order_id).execute_update(
+            "assign_locations", assignments, result_type=OrderCommandResult
+        )
+    except Exception as err:
+        raise workflow_error(err, "not_assignable") from err
     return web.json_response(text=result.model_dump_json())
 
 

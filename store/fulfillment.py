@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from store.database import Database, utcnow
 from store.tables import OrderRelease, Shipment, WorkOrder
@@ -219,6 +219,16 @@ class FulfillmentRepository:
             for row in result.scalars():
                 grouped.setdefault(row.shipment_key, []).append(row)
             return [_record(rows) for rows in grouped.values()]
+
+    async def backlog_by_location(self) -> dict[str, int]:
+        """Units released to each location and not shipped yet: its open work."""
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                select(Shipment.location_id, func.sum(Shipment.released_quantity))
+                .where(Shipment.status.in_(["OPEN", "PICKED"]))
+                .group_by(Shipment.location_id)
+            )
+            return {loc: int(total or 0) for loc, total in result.all()}
 
     async def releases(self, order_id: str) -> list[ReleaseRow]:
         async with self.db.sessions() as session:

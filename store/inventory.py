@@ -26,6 +26,10 @@ from store.tables import Inventory, InventoryAdjustment, Reservation
 BATCH = 1000
 
 
+class _Conflict(Exception):
+    """A concurrent transaction changed the reservation: roll back and look again."""
+
+
 @dataclass(frozen=True)
 class StockRow:
     location_id: str
@@ -190,12 +194,17 @@ class InventoryRepository:
         sku: str,
         quantity: int,
     ) -> bool:
-        """Reserve `quantity` units; idempotent per reservation_id. False when short."""
+        """Reserve `quantity` units; idempotent per reservation_id. False when short.
+
+        A RELEASED reservation asked for again is taken up anew (a new reserve after the
+        release, e.g. when routing plans the same location once more)."""
         now = utcnow()
         async with self.db.transaction() as session:
             existing = await session.get(Reservation, reservation_id)
-            if existing is not None:
-                return existing.location_id == location_id and existing.status != "RELEASED"
+            if existing is not None and existing.status != "RELEASED":
+                if existing.status == "ACTIVE" and existing.quantity != quantity:
+                    return False  # a different amount under the same key: refuse
+                return existing.location_id == location_id and existing.sku == sku
             hit = await session.execute(
                 update(Inventory)
                 .where(
@@ -207,6 +216,20 @@ class InventoryRepository:
             )
             if hit.rowcount != 1:  # type: ignore[attr-defined]
                 return False
+            if existing is not None:
+                revived = await session.execute(
+                    update(Reservation)
+                    .where(
+                        Reservation.reservation_id == reservation_id,
+                        Reservation.status == "RELEASED",
+                    )
+                    .values(
+                        status="ACTIVE", quantity=quantity, location_id=location_id, updated_at=now
+                    )
+                )
+                if revived.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _Conflict  # someone else revived it: undo our inventory change
+                return True
             session.add(
                 Reservation(
                     reservation_id=reservation_id,

@@ -53,7 +53,11 @@ LOCATIONS = [
 
 CHANNELS = [
     SalesChannelConfig(
-        channel_id="web", name="Web shop", document_kinds=["delivery_note", "return_label"]
+        channel_id="web",
+        name="Web shop",
+        document_kinds=["delivery_note", "return_label"],
+        # stores hold two units of each SKU back from the web shop for walk-in customers
+        safety_buffers={"store": 2},
     ),
     SalesChannelConfig(
         channel_id="b2b",

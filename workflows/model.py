@@ -192,6 +192,10 @@ class LocationConfig(BaseModel):
     priority: int = 0
     enabled: bool = True
     webhook_url: str | None = Field(default=None, max_length=500)
+    cost_per_shipment: float = Field(default=0.0, ge=0)
+    channels: list[str] = Field(default_factory=list)  # empty: serves every channel
+    # empty: "ship" for warehouses, "ship" and "pickup" for stores
+    delivery_types: list[Literal["ship", "pickup"]] = Field(default_factory=list)
 
 
 RuleField = Literal[
@@ -267,11 +271,33 @@ def _default_document_kinds() -> list[DocumentKind]:
     return ["delivery_note"]
 
 
+class RoutingWeights(BaseModel):
+    """How a channel scores candidate locations (each part normalized to 0..1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    distance: float = Field(default=1.0, ge=0)
+    stock: float = Field(default=0.0, ge=0)
+    backlog: float = Field(default=0.0, ge=0)
+    cost: float = Field(default=0.0, ge=0)
+    priority: float = Field(default=0.0, ge=0)
+
+
+SplitPolicy = Literal["ship_complete", "split_lines", "split_quantities"]
+
+
 class SalesChannelConfig(BaseModel):
     channel_id: Identifier
     name: str = ""
     approval_reasons: list[ApprovalReasonConfig] = Field(default_factory=list)
     excluded_locations: list[str] = Field(default_factory=list)
+    # units held back from this channel's ATP, by location id or location type
+    # ("warehouse", "store"); a location's own entry wins over its type's
+    safety_buffers: dict[str, int] = Field(default_factory=dict)
+    routing_weights: RoutingWeights = Field(default_factory=RoutingWeights)
+    # ship_complete: one location for every line or none; split_lines: fewest locations,
+    # each line whole; split_quantities: a line may be split when no location has it all
+    split_policy: SplitPolicy = "split_lines"
+    max_distance_km: float | None = Field(default=None, gt=0)
     document_kinds: list[DocumentKind] = Field(default_factory=_default_document_kinds)
     fraud_total_threshold: Decimal | None = None
     return_window_days: int = Field(default=30, ge=0, le=365)
@@ -311,6 +337,7 @@ class Candidate(BaseModel):
     atp: int
     distance_km: float | None = None
     score: float | None = None
+    parts: dict[str, float] = Field(default_factory=dict)
     rejected_reason: str | None = None
 
 
@@ -321,6 +348,8 @@ class RoutingDecision(BaseModel):
     location_id: str | None = None
     reservation_id: str | None = None
     candidates: list[Candidate] = Field(default_factory=list)
+    # locations left out of `candidates` because they hold none of the SKU
+    omitted_without_stock: int = 0
     reason: str = ""
 
 
@@ -494,10 +523,46 @@ class RouteOrderInput(BaseModel):
     sales_channel: str
     ship_to: Address
     lines: list[RouteLine]
+    delivery: Delivery | None = None
+
+
+RoutingOutcome = Literal["assigned", "check_announced", "not_announced"]
 
 
 class RouteOrderResult(BaseModel):
     decisions: list[RoutingDecision]
+    outcome: RoutingOutcome = "assigned"
+    reasons: list[str] = Field(default_factory=list)
+
+
+class ManualAssignment(_Strict):
+    line_id: str = Field(min_length=1, max_length=64)
+    location_id: str = Field(min_length=1, max_length=64)
+    quantity: int | None = Field(default=None, gt=0)  # default: every open unit
+
+
+class AssignmentsInput(_Strict):
+    assignments: list[ManualAssignment] = Field(min_length=1, max_length=500)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class AssignLine(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    attempt: int
+    location_id: str
+
+
+class AssignLocationsInput(BaseModel):
+    order_id: str
+    lines: list[AssignLine]
+
+
+class AssignLocationsResult(BaseModel):
+    decisions: list[RoutingDecision]
+    # line_id -> why it could not be reserved (nothing is reserved then)
+    refused: dict[str, str] = Field(default_factory=dict)
 
 
 class ResponseLine(BaseModel):

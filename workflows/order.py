@@ -28,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
         ApprovalUpdateResult,
         ApprovalView,
+        AssignLine,
+        AssignLocationsInput,
+        AssignLocationsResult,
+        AssignmentsInput,
         CancelInput,
         CancelLinesInput,
         CancelOrderInput,
@@ -56,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RouteLine,
         RouteOrderInput,
         RouteOrderResult,
+        RoutingDecision,
         SalesChannelConfig,
         SubmitWorkOrdersInput,
         SubmitWorkOrdersResult,
@@ -187,27 +192,42 @@ class OrderWorkflow:
 
     async def _route_until_assigned(self) -> None:
         while True:
-            await self._route()
-            unrouted = self.state.lines_to_route()
-            if not unrouted:
+            result = await self._route()
+            if not self.state.lines_to_route():
                 return
-            reasons = [f"line {p.line_id}: no location has {p.open} x {p.sku}" for p in unrouted]
+            reasons = (
+                result.reasons
+                if result and result.reasons
+                else [
+                    f"line {p.line_id}: no location has {p.open} x {p.sku}"
+                    for p in self.state.lines_to_route()
+                ]
+            )
+            status = (
+                OrderStatus.CHECK_ANNOUNCED
+                if result is not None and result.outcome == "check_announced"
+                else OrderStatus.NOT_ANNOUNCED
+            )
             self.view.hold_reasons = reasons
-            await self._set_status(OrderStatus.NOT_ANNOUNCED, "; ".join(reasons))
-            if self.channel.auto_cancel_not_announced:
-                await self._cancel(CancelInput(reason="not announced: no location has stock"))
+            await self._set_status(status, "; ".join(reasons))
+            if status == OrderStatus.NOT_ANNOUNCED and self.channel.auto_cancel_not_announced:
+                await self._cancel(CancelInput(reason="not announced: " + "; ".join(reasons)))
                 return
+            # waits for a manual assignment, a resume (route again) or a cancel
             if not await self._wait_for_resume():
                 return
             self.view.hold_reasons = []
+            if not self.state.lines_to_route():
+                await self._set_status(OrderStatus.ROUTING, "assigned manually")
+                return
             await self._set_status(OrderStatus.ROUTING, "retry after resume")
 
-    async def _route(self) -> None:
+    async def _route(self) -> RouteOrderResult | None:
         """Route every open unit; the lines are read under the lock, after any cancel."""
         async with self.lock:
             lines = self.state.lines_to_route()
             if not lines:
-                return
+                return None
             workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
             result: RouteOrderResult = await activity_calls.call(
                 "route_order",
@@ -215,6 +235,7 @@ class OrderWorkflow:
                     order_id=self.order.order_id,
                     sales_channel=self.order.sales_channel,
                     ship_to=self.order.ship_to,
+                    delivery=self.order.delivery,
                     lines=[
                         RouteLine(
                             line_id=p.line_id, sku=p.sku, quantity=p.open, attempt=p.attempts + 1
@@ -224,15 +245,19 @@ class OrderWorkflow:
                 ),
                 RouteOrderResult,
             )
-            for decision in result.decisions:
-                self.state.apply_routing(decision)
-                self._event(
-                    "line_routed" if decision.location_id else "line_not_routed",
-                    f"line {decision.line_id}: {decision.reason}",
-                )
+            self._apply_decisions(result.decisions)
+        await self._publish()
+        return result
+
+    def _apply_decisions(self, decisions: list[RoutingDecision]) -> None:
+        for decision in decisions:
+            self.state.apply_routing(decision)
+            self._event(
+                "line_routed" if decision.location_id else "line_not_routed",
+                f"line {decision.line_id}: {decision.reason}",
+            )
         self.state.refresh_lines()
         self._upsert_search_attributes()
-        await self._publish()
 
     async def _approve(self) -> None:
         facts = OrderFacts.of(self.order, self.state.locations())
@@ -605,6 +630,69 @@ class OrderWorkflow:
             self.state.refresh_lines()
             await self._publish()
         return lines
+
+    # ================================================================== manual assignment
+    @workflow.update
+    async def assign_locations(self, request: AssignmentsInput) -> OrderCommandResult:
+        async with self.lock:
+            lines = [
+                AssignLine(
+                    line_id=a.line_id,
+                    sku=self.state.lines[a.line_id].sku,
+                    quantity=a.quantity or self.state.lines[a.line_id].open,
+                    attempt=self.state.lines[a.line_id].attempts + 1,
+                    location_id=a.location_id,
+                )
+                for a in request.assignments
+            ]
+            result = await activity_calls.call(
+                "assign_locations",
+                AssignLocationsInput(order_id=self.order.order_id, lines=lines),
+                AssignLocationsResult,
+            )
+            if result.refused:
+                raise ApplicationError(
+                    "; ".join(result.refused.values()),
+                    type="InsufficientStock",
+                    non_retryable=True,
+                )
+            self._apply_decisions(result.decisions)
+            self._event("assigned_manually", request.comment or "")
+        await self._publish()
+        return OrderCommandResult(status=self.view.status)
+
+    @assign_locations.validator
+    def _validate_assignments(self, request: AssignmentsInput) -> None:
+        if self.view.status not in (OrderStatus.CHECK_ANNOUNCED, OrderStatus.NOT_ANNOUNCED):
+            raise ApplicationError(
+                f"order is {self.view.status.value}: assignments are for orders waiting in "
+                "CHECK_ANNOUNCED or NOT_ANNOUNCED",
+                type="NotAssignable",
+                non_retryable=True,
+            )
+        pairs = [(a.line_id, a.location_id) for a in request.assignments]
+        if len(set(pairs)) != len(pairs):
+            raise ApplicationError(
+                "a line is assigned to the same location twice",
+                type="InvalidQuantity",
+                non_retryable=True,
+            )
+        asked: dict[str, int] = {}
+        for a in request.assignments:
+            line = self.state.lines.get(a.line_id)
+            if line is None:
+                raise ApplicationError(
+                    f"unknown line {a.line_id}", type="UnknownLine", non_retryable=True
+                )
+            asked[a.line_id] = asked.get(a.line_id, 0) + (a.quantity or line.open)
+        for line_id, quantity in asked.items():
+            line = self.state.lines[line_id]
+            if line_id in self.state.cancelling or quantity > line.open:
+                raise ApplicationError(
+                    f"line {line_id} has {line.open} units to assign, not {quantity}",
+                    type="InvalidQuantity",
+                    non_retryable=True,
+                )
 
     # ================================================================== resume
     @workflow.update
