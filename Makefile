@@ -30,6 +30,7 @@ api: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.routing
+	$(PY) -m bench.inventory
 
 clean:
 	rm -rf .oms
