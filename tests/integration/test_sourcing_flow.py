@@ -209,3 +209,33 @@ async def test_snapshot_keeps_reservations(stack: Stack) -> None:
     await stack.wait_status(order_id, "IN_FULFILLMENT")
     await stack.set_stock([("WH-BERLIN", sku, 10)])
     assert await stack.atp(sku) == {"WH-BERLIN": 8}
+
+
+async def test_pickup_order_goes_to_its_store(stack: Stack) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 10), ("ST-HAMBURG", sku, 5)])
+    body = order_body(
+        sku=sku, quantity=1, delivery={"type": "pickup", "pickup_location_id": "ST-HAMBURG"}
+    )
+    order_id = await stack.create_order(body)
+    view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+    assert view["lines"][0]["location_id"] == "ST-HAMBURG"  # though Berlin is nearer
+
+
+async def test_candidates_beyond_the_distance_tolerance_need_an_operator(stack: Stack) -> None:
+    channel = await make_channel(stack, max_distance_km=500)
+    sku = unique_sku()
+    await stack.set_stock([("WH-LONDON", sku, 5)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1), key="ops")
+    view = await stack.wait_status(order_id, "CHECK_ANNOUNCED")
+    london = next(c for c in view["routing"][0]["candidates"] if c["location_id"] == "WH-LONDON")
+    assert "tolerance" in london["rejected_reason"]
+    status, result = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/assignments",
+        key="ops",
+        json={"assignments": [{"line_id": "1", "location_id": "WH-LONDON"}]},
+    )
+    assert status == 200, result
+    view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+    assert view["lines"][0]["location_id"] == "WH-LONDON"
