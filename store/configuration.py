@@ -56,15 +56,13 @@ class ConfigRepository:
                 await session.execute(stmt)
 
     async def locations(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        # plain rows, not ORM entities: routing and availability read every location
+        table = Location.__table__
         async with self.db.sessions() as session:
-            query = select(Location).order_by(Location.location_id)
+            query = select(table).order_by(table.c.location_id)
             if ids is not None:
-                query = query.where(Location.location_id.in_(ids))
-            rows = (await session.execute(query)).scalars()
-            return [
-                {"location_id": r.location_id, **{k: getattr(r, k) for k in LOCATION_FIELDS}}
-                for r in rows
-            ]
+                query = query.where(table.c.location_id.in_(ids))
+            return [dict(row) for row in (await session.execute(query)).mappings()]
 
     async def upsert_channels(self, channels: list[dict[str, Any]]) -> None:
         async with self.db.transaction() as session:

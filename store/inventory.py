@@ -65,6 +65,9 @@ class InventoryRepository:
         multi-row INSERT ... ON CONFLICT in batches."""
         if not rows:
             return 0
+        # the last row wins when a feed repeats a (location, sku); one row per key also
+        # keeps the single INSERT ... ON CONFLICT from touching a row twice
+        rows = list({(loc, sku): (loc, sku, qty) for loc, sku, qty in rows}.values())
         if not self.db.is_sqlite:
             return await self._set_stock_copy(rows)
         now = utcnow()
@@ -104,14 +107,11 @@ class InventoryRepository:
             await raw.driver_connection.copy_records_to_table(
                 "inventory_stage", records=rows, columns=["location_id", "sku", "on_hand"]
             )
-            # the last row wins when a feed repeats a (location, sku)
             await session.execute(
                 text(
                     """
                 INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at)
-                SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand, 0, now()
-                FROM (SELECT *, row_number() OVER () AS n FROM inventory_stage) staged
-                ORDER BY location_id, sku, n DESC
+                SELECT location_id, sku, on_hand, 0, now() FROM inventory_stage
                 ON CONFLICT (location_id, sku)
                 DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
                 """
@@ -171,13 +171,14 @@ class InventoryRepository:
         return (func.max if self.db.is_sqlite else func.greatest)(left, right)
 
     async def stock(self, skus: Iterable[str]) -> list[StockRow]:
+        # plain columns, not ORM entities: availability reads are the hot path
         async with self.db.sessions() as session:
             result = await session.execute(
-                select(Inventory)
+                select(Inventory.location_id, Inventory.sku, Inventory.on_hand, Inventory.reserved)
                 .where(Inventory.sku.in_(list(skus)))
                 .order_by(Inventory.sku, Inventory.location_id)
             )
-            return [StockRow(r.location_id, r.sku, r.on_hand, r.reserved) for r in result.scalars()]
+            return [StockRow(*row) for row in result.all()]
 
     async def get_reservation(self, reservation_id: str) -> ReservationRow | None:
         async with self.db.sessions() as session:

@@ -1,0 +1,422 @@
+"""Inventory timing on PostgreSQL: `python -m bench.inventory` from the repository root.
+
+1. Bulk ingest: rows per second through `InventoryRepository.set_stock` (COPY into a
+   temporary table, then one INSERT ... ON CONFLICT) for each `--rows` size, spread over
+   `--locations` locations (location-major, as store feeds arrive), first into an empty
+   inventory table (inserts) and then the same rows again (updates). Beside it a raw
+   `COPY inventory_raw FROM STDIN (FORMAT csv)` of the same rows through the `psql`
+   command line into an unindexed table with the inventory columns; the ratio is
+   set_stock rows/s divided by raw COPY rows/s.
+2. Availability: latency percentiles for one SKU over all locations, through the store
+   (`stock([sku])` plus the channel ATP of activities/availability.py) and through HTTP
+   GET /v1/availability on an aiohttp test server over loopback.
+
+Everything runs in a throw-away database `oms_bench_<random>` created on the server of
+`--database-url` and dropped at the end. Stock and SKUs are random but seeded. Figures
+only, no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import math
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.engine import URL, make_url
+
+from activities.availability import channel_atp, safety_buffer, serves
+from api.app import init_app
+from store import Store
+from store.inventory import StockRow
+from workers.settings import Settings
+from workflows.model import LocationConfig, SalesChannelConfig
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_ROWS = (100_000, 1_000_000)
+QUICK_ROWS = (20_000,)
+DEFAULT_REQUESTS = 1_500  # keeps the default run within ~5 minutes on 2 cores
+QUICK_REQUESTS = 200
+WARMUP = 50
+CHANNEL = "web"
+WEB_KEY = f"bench-web-{uuid.uuid4().hex}"
+RAW_TABLE = """
+CREATE TABLE inventory_raw (
+    location_id varchar(64) NOT NULL,
+    sku varchar(64) NOT NULL,
+    on_hand integer NOT NULL,
+    reserved integer NOT NULL,
+    updated_at timestamptz NOT NULL
+)
+"""
+RAW_TIMESTAMP = "2024-01-01 00:00:00+00"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def location_ids(count: int) -> list[str]:
+    return [f"LOC-{i:04d}" for i in range(count)]
+
+
+def make_locations(rng: random.Random, ids: list[str]) -> list[LocationConfig]:
+    """Every 10th a warehouse; a few disabled or serving another channel only."""
+    locations = []
+    for i, location_id in enumerate(ids):
+        warehouse = i % 10 == 0
+        locations.append(
+            LocationConfig(
+                location_id=location_id,
+                name=f"Bench {location_id}",
+                type="warehouse" if warehouse else "store",
+                lat=rng.uniform(47.3, 55.0),
+                lon=rng.uniform(6.0, 15.0),
+                time_zone="Europe/Berlin",
+                daily_capacity=rng.randint(200, 2_000) if warehouse else rng.randint(20, 200),
+                priority=rng.randint(0, 5),
+                enabled=rng.random() > 0.03,
+                cost_per_shipment=round(rng.uniform(3.0, 12.0), 2),
+                channels=["b2b"] if rng.random() < 0.05 else [],
+            )
+        )
+    return locations
+
+
+def make_channel(rng: random.Random, ids: list[str]) -> SalesChannelConfig:
+    buffers = {"store": 2, "warehouse": 0} | {loc: 5 for loc in rng.sample(ids, 10)}
+    return SalesChannelConfig(
+        channel_id=CHANNEL,
+        name="Bench webshop",
+        excluded_locations=rng.sample(ids, 10),
+        safety_buffers=buffers,
+    )
+
+
+def sku_ids(rows: int, locations: int) -> list[str]:
+    return [f"SKU-{n:06d}" for n in range(math.ceil(rows / locations))]
+
+
+def make_rows(rng: random.Random, rows: int, ids: list[str]) -> list[tuple[str, str, int]]:
+    """`rows` (location, sku, on_hand), location-major: each location's SKUs in turn."""
+    skus = sku_ids(rows, len(ids))
+    out: list[tuple[str, str, int]] = []
+    for loc in ids:
+        for sku in skus:
+            if len(out) == rows:
+                return out
+            out.append((loc, sku, rng.randint(0, 250)))
+    return out
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, int]]) -> int:
+    """The rows with every inventory column, as the raw COPY reads them; bytes written."""
+    with path.open("w") as f:
+        for loc, sku, qty in rows:
+            f.write(f"{loc},{sku},{qty},0,{RAW_TIMESTAMP}\n")
+    return path.stat().st_size
+
+
+# ----------------------------------------------------------------------------- database
+
+
+async def create_database(
+    server_url: str,
+) -> tuple[URL, Callable[[], Awaitable[None]]]:
+    """A fresh `oms_bench_<random>` database and a coroutine that drops it."""
+    admin = make_url(server_url).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    name = f"oms_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return admin.set(database=name), drop
+
+
+async def psql_copy(url: URL, csv_path: Path) -> float:
+    """Seconds for `psql -c 'COPY inventory_raw FROM STDIN (FORMAT csv)' < csv_path`,
+    psql's start and connection included."""
+    with csv_path.open("rb") as source:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url.render_as_string(hide_password=False),
+            "-c",
+            "COPY inventory_raw FROM STDIN (FORMAT csv)",
+            stdin=source,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"psql COPY failed: {err.decode().strip()}")
+    return elapsed
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def percentiles(samples: list[float]) -> str:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    p50, p95, p99 = cuts[49], cuts[94], cuts[98]
+    return f"{p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {max(samples):>8.2f}"
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:>12,.0f}"
+
+
+async def bench_ingest(
+    store: Store, conn: asyncpg.Connection, url: URL, sizes: list[int], ids: list[str], seed: int
+) -> None:
+    print(
+        f"\n1. bulk ingest, {len(ids):,} locations, location-major feed; rows/s "
+        "(seconds); ratio = set_stock rows/s / raw COPY rows/s"
+    )
+    header = (
+        f"{'rows':>10} {'skus':>6}  {'set_stock insert':>22} {'set_stock update':>22} "
+        f"{'raw COPY (psql)':>22}  {'ins/raw':>7} {'upd/raw':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="oms-bench-") as tmp:
+        csv_path = Path(tmp) / "stock.csv"
+        for size in sizes:
+            rows = make_rows(random.Random(seed * 1_000 + size), size, ids)
+            await asyncio.to_thread(write_csv, csv_path, rows)
+            timings: list[float] = []
+            await conn.execute("TRUNCATE inventory")
+            for _ in ("insert", "update"):
+                await conn.execute("CHECKPOINT")
+                t0 = time.perf_counter()
+                await store.inventory.set_stock(rows)
+                timings.append(time.perf_counter() - t0)
+            stored = await conn.fetchval("SELECT count(*) FROM inventory")
+            if stored != len(rows):
+                raise RuntimeError(f"inventory holds {stored} rows, expected {len(rows)}")
+            await conn.execute("TRUNCATE inventory_raw")
+            await conn.execute("CHECKPOINT")
+            raw = await psql_copy(url, csv_path)
+            copied = await conn.fetchval("SELECT count(*) FROM inventory_raw")
+            if copied != len(rows):
+                raise RuntimeError(f"inventory_raw holds {copied} rows, expected {len(rows)}")
+            insert, update = timings
+            cells = [f"{rate(size, t)} ({t:>6.2f} s)" for t in (insert, update, raw)]
+            print(
+                f"{size:>10,} {math.ceil(size / len(ids)):>6,}  {cells[0]:>22} {cells[1]:>22} "
+                f"{cells[2]:>22}  {raw / insert:>7.2f} {raw / update:>7.2f}"
+            )
+    await conn.execute("TRUNCATE inventory_raw")
+
+
+def channel_view(
+    rows: list[StockRow], locations: dict[str, LocationConfig], channel: SalesChannelConfig
+) -> tuple[int, list[dict[str, Any]]]:
+    """The ATP part of GET /v1/availability for one SKU."""
+    visible = [
+        r for r in rows if r.location_id in locations and serves(locations[r.location_id], channel)
+    ]
+    atps = [channel_atp(locations[r.location_id], channel, r.on_hand, r.reserved) for r in visible]
+    return sum(atps), [
+        {
+            "location_id": r.location_id,
+            "on_hand": r.on_hand,
+            "reserved": r.reserved,
+            "buffer": safety_buffer(locations[r.location_id], channel),
+            "atp": atp,
+        }
+        for r, atp in zip(visible, atps, strict=True)
+    ]
+
+
+async def time_calls(
+    call: Callable[[str], Awaitable[object]], skus: list[str], requests: int, seed: int
+) -> tuple[list[float], int]:
+    """Latencies in ms, and how many full (generation 2) garbage collections ran."""
+    rng = random.Random(seed)
+    for _ in range(WARMUP):
+        await call(rng.choice(skus))
+    full_collections = gc.get_stats()[2]["collections"]
+    samples: list[float] = []
+    for _ in range(requests):
+        sku = rng.choice(skus)
+        t0 = time.perf_counter()
+        await call(sku)
+        samples.append((time.perf_counter() - t0) * 1_000)
+    return samples, gc.get_stats()[2]["collections"] - full_collections
+
+
+async def bench_availability(
+    store: Store, url: URL, skus: list[str], locations: int, requests: int, seed: int
+) -> None:
+    channel = SalesChannelConfig.model_validate(await store.config.channel(CHANNEL))
+    parsed = {
+        loc["location_id"]: LocationConfig.model_validate(loc)
+        for loc in await store.config.locations()
+    }
+    served = sum(serves(loc, channel) for loc in parsed.values())
+
+    async def store_query(sku: str) -> object:
+        return channel_view(await store.inventory.stock([sku]), parsed, channel)
+
+    async def handler_reads(sku: str) -> object:
+        # what the handler does per request besides HTTP and auth: it reads the channel
+        # and all locations again and validates them, then queries the stock
+        raw_channel = await store.config.channel(CHANNEL)
+        current = SalesChannelConfig.model_validate(raw_channel)
+        configs = {
+            loc["location_id"]: LocationConfig.model_validate(loc)
+            for loc in await store.config.locations()
+        }
+        return channel_view(await store.inventory.stock([sku]), configs, current)
+
+    settings = Settings(
+        database_url=url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        bootstrap_admin_key="",
+    )
+    # availability never touches Temporal; init_app() would connect to a Temporal server
+    # when given no client, so it gets a placeholder object instead of a Client
+    app = init_app(settings, store=store, client=object())  # type: ignore[arg-type]
+    http = TestClient(TestServer(app))
+    await http.start_server()
+    headers = {"Authorization": f"Bearer {WEB_KEY}"}
+
+    async def http_get(sku: str) -> object:
+        async with http.get("/v1/availability", params={"sku": sku}, headers=headers) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"GET /v1/availability: {resp.status} {body}")
+            return body
+
+    try:
+        probe: Any = await http_get(skus[0])
+        returned = len(probe["items"][0]["locations"])
+        print(
+            f"\n2. availability of one SKU (random among {len(skus):,}) over {locations:,} "
+            f"locations ({served:,} serve channel {CHANNEL!r}, {returned:,} in the answer); "
+            f"sequential calls after {WARMUP} warm-up; ms"
+        )
+        header = (
+            f"{'path':<56} {'calls':>6} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'gen2 GCs':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        # the middle row explains the gap between the other two; fewer calls keep the
+        # default run within a few minutes
+        cases: list[tuple[str, int, Callable[[str], Awaitable[object]]]] = [
+            ("store: stock([sku]) + channel ATP (configs cached)", requests, store_query),
+            (
+                "store: + channel/locations reads as the handler does",
+                max(requests // 8, 2),
+                handler_reads,
+            ),
+            ("HTTP GET /v1/availability (aiohttp test server)", requests, http_get),
+        ]
+        for n, (label, calls, call) in enumerate(cases):
+            samples, full_collections = await time_calls(call, skus, calls, seed + n)
+            print(f"{label:<56} {calls:>6,} {percentiles(samples)} {full_collections:>9,}")
+    finally:
+        await http.close()
+    print(
+        "   HTTP: init_app() with its middlewares (errors, metrics, API-key auth lookup per "
+        "request);\n   the Temporal client is a placeholder object (availability does not "
+        "use it; no Temporal server runs).\n   gen2 GCs: full Python garbage collections "
+        "during the timed calls (each one pauses the event loop)."
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    sizes = sorted(set(args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)))
+    requests = args.requests or (QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
+    url, drop = await create_database(args.database_url)
+    dsn = url.render_as_string(hide_password=False)
+    store: Store | None = None
+    conn: asyncpg.Connection | None = None
+    try:
+        store_url = url.set(drivername="postgresql+asyncpg")
+        store = await Store.open(store_url.render_as_string(hide_password=False))
+        conn = await asyncpg.connect(dsn)
+        version = await conn.fetchval("SELECT version()")
+        print(
+            f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{version.split(',')[0]}; load average at start "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
+        print(f"database: {url.database} (throw-away, dropped at the end)")
+        ids = location_ids(args.locations)
+        rng = random.Random(args.seed)
+        await store.config.upsert_locations([loc.model_dump() for loc in make_locations(rng, ids)])
+        await store.config.upsert_channels([make_channel(rng, ids).model_dump(mode="json")])
+        await store.config.upsert_api_key(
+            WEB_KEY, name="bench web", role="webshop", identity=CHANNEL
+        )
+        await conn.execute(RAW_TABLE)
+        await bench_ingest(store, conn, url, sizes, ids, args.seed)
+        # the availability phase reads the largest feed, analyzed as autovacuum would
+        await conn.execute("VACUUM (ANALYZE) inventory")
+        skus = sku_ids(sizes[-1], len(ids))
+        await bench_availability(store, url, skus, len(ids), requests, args.seed)
+    finally:
+        if conn is not None:
+            await conn.close()
+        if store is not None:
+            await store.close()
+        await drop()
+    print(f"\ntotal {time.perf_counter() - started:.1f} s; dropped database {url.database}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        help=f"stock rows per feed (default {' '.join(map(str, DEFAULT_ROWS))})",
+    )
+    parser.add_argument("--locations", type=int, default=1_000)
+    parser.add_argument("--requests", type=int, help=f"default {DEFAULT_REQUESTS}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_ROWS[0]:,} rows, {QUICK_REQUESTS} requests",
+    )
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="server for the bench db")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if args.locations < 1 or any(n < 1 for n in args.rows or ()):
+        parser.error("--rows and --locations must be positive")
+    if args.requests is not None and args.requests < 2:
+        parser.error("--requests must be at least 2")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
