@@ -20,6 +20,8 @@ class InventoryActivities:
     @activity.defn(name="cancel_order_lines")
     async def cancel_order_lines(self, input: CancelOrderInput) -> CancelOrderResult:
         released = [rid for rid in input.reservation_ids if await self.store.inventory.release(rid)]
+        if not input.lines:  # nothing was cancelled (e.g. the units shipped meanwhile)
+            return CancelOrderResult(released=released)
         await self.store.orders.save_return(
             return_id=input.return_id,
             order_id=input.order_id,

@@ -83,7 +83,10 @@ def workflow_error(err: Exception, closed_code: str = "order_closed") -> ApiErro
         return ApiError(409, "rejected", str(cause or err))
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return ApiError(
-            503, "temporal_unavailable", "no worker answered in time; the request was not applied"
+            503,
+            "temporal_unavailable",
+            "no worker answered in time; the request may or may not have been applied, "
+            "read the order before retrying",
         )
     if isinstance(err, RPCError):
         if err.status == RPCStatusCode.NOT_FOUND:

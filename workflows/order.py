@@ -125,6 +125,7 @@ class OrderWorkflow:
         self.resume_request: ResumeInput | None = None
         self.route_due = True
         self.stock_waits = 0
+        self.cancels_in_flight = 0
         self.children: list[workflow.ChildWorkflowHandle[Any, Any]] = []
         self.state.event(now, "order_created", f"{len(order.lines)} lines, total {order.total}")
 
@@ -520,6 +521,9 @@ class OrderWorkflow:
     async def _refresh_fulfillment_status(self) -> None:
         self.state.refresh_lines()
         status = self.state.fulfillment_status()
+        if status == OrderStatus.CANCELLED and self.cancels_in_flight:
+            # the cancel in flight closes the order once its return is recorded
+            status = self.view.status
         if status != self.view.status:
             await self._set_status(status)
         else:
@@ -569,6 +573,15 @@ class OrderWorkflow:
         """Cancel what has not shipped of these lines; returns the units cancelled."""
         line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
         before = {lid: self.state.lines[lid].cancelled for lid in line_ids}
+        self.cancels_in_flight += 1
+        try:
+            return await self._cancel_lines(request, line_ids, before)
+        finally:
+            self.cancels_in_flight -= 1
+
+    async def _cancel_lines(
+        self, request: CancelInput, line_ids: list[str], before: dict[str, int]
+    ) -> list[ReturnLine]:
         async with self.lock:
             # from here a pick shortfall on these lines cancels units instead of re-routing
             self.state.cancelling.update(line_ids)
@@ -623,7 +636,8 @@ class OrderWorkflow:
             for approval in self.approvals.withdraw_open():
                 self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
         if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
-            await self._set_status(OrderStatus.CANCELLED, request.reason)
+            if self.view.status != OrderStatus.CANCELLED:
+                await self._set_status(OrderStatus.CANCELLED, request.reason)
         elif self.view.status not in ROUTING_WAITS and self.state.release_seq:
             await self._refresh_fulfillment_status()
         else:
