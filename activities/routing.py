@@ -30,6 +30,7 @@ from workflows.model import (
     RouteOrderInput,
     RouteOrderResult,
     RoutingDecision,
+    RoutingOutcome,
     SalesChannelConfig,
 )
 
@@ -135,10 +136,39 @@ class RoutingActivities:
         locations = [
             LocationConfig.model_validate(raw) for raw in await self.store.config.locations()
         ]
+        if not input.per_line:
+            return await self._route_group(input, channel, locations)
+        # backorders: each line on its own, so one line without stock does not hold
+        # back another that has some
+        results = [
+            await self._route_group(input.model_copy(update={"lines": [line]}), channel, locations)
+            for line in input.lines
+        ]
+        outcomes = {r.outcome for r in results}
+        outcome: RoutingOutcome = (
+            "assigned"
+            if outcomes == {"assigned"}
+            else "check_announced"
+            if "check_announced" in outcomes
+            else "not_announced"
+        )
+        return RouteOrderResult(
+            decisions=[d for r in results for d in r.decisions],
+            outcome=outcome,
+            reasons=[reason for r in results for reason in r.reasons],
+        )
+
+    async def _route_group(
+        self,
+        input: RouteOrderInput,
+        channel: SalesChannelConfig,
+        locations: list[LocationConfig],
+    ) -> RouteOrderResult:
         attempts = {line.line_id: line.attempt for line in input.lines}
         skus = {line.line_id: line.sku for line in input.lines}
         prefixes = tuple(f"{input.order_id}:{lid}:{n}:" for lid, n in attempts.items())
         plan: SourcingPlan | None = None
+        short = False
         for _ in range(PLAN_ROUNDS):
             ours = [
                 r
@@ -150,10 +180,17 @@ class RoutingActivities:
                 break
             short = False
             for a in plan.assignments:
+                rid = reservation_id(input.order_id, a.line_id, attempts[a.line_id], a.location_id)
+                held_before = await self.store.inventory.get_reservation(rid)
+                if (
+                    held_before is not None
+                    and held_before.status == "ACTIVE"
+                    and held_before.quantity != a.quantity
+                ):
+                    # an earlier try of this attempt held another amount here: take it anew
+                    await self.store.inventory.release(rid)
                 ok = await self.store.inventory.reserve(
-                    reservation_id=reservation_id(
-                        input.order_id, a.line_id, attempts[a.line_id], a.location_id
-                    ),
+                    reservation_id=rid,
                     order_id=input.order_id,
                     line_id=a.line_id,
                     location_id=a.location_id,
@@ -165,24 +202,31 @@ class RoutingActivities:
                 break
             activity.logger.info("%s: stock moved while routing, planning again", input.order_id)
         assert plan is not None
-        keep = (
+        wanted = (
             {
-                reservation_id(input.order_id, a.line_id, attempts[a.line_id], a.location_id)
+                reservation_id(
+                    input.order_id, a.line_id, attempts[a.line_id], a.location_id
+                ): a.quantity
                 for a in plan.assignments
             }
-            if plan.outcome == "assigned"
-            else set()
+            if plan.outcome == "assigned" and not short
+            else {}
         )
-        # release what this attempt holds but the final plan does not use
+        # release whatever this attempt holds that the final plan does not use (all of it
+        # when the last round still came up short)
         for res in await self.store.inventory.reservations_for_order(input.order_id):
-            if res.reservation_id.startswith(prefixes) and res.reservation_id not in keep:
+            if res.reservation_id.startswith(prefixes) and res.reservation_id not in wanted:
                 await self.store.inventory.release(res.reservation_id)
         held = {
             r.reservation_id: r
             for r in await self.store.inventory.reservations_for_order(input.order_id)
-            if r.reservation_id in keep and r.status == "ACTIVE"
+            if r.reservation_id in wanted
+            and r.status == "ACTIVE"
+            and r.quantity == wanted[r.reservation_id]
         }
-        outcome = plan.outcome if len(held) == len(keep) else "not_announced"
+        outcome: RoutingOutcome = (
+            plan.outcome if not short and len(held) == len(wanted) else "not_announced"
+        )
         reasons = list(plan.reasons) or (
             [] if outcome == "assigned" else ["stock taken by other orders while routing"]
         )
@@ -204,9 +248,9 @@ class RoutingActivities:
             candidates, omitted = explain(plan.explanations.get(line.line_id, []))
             mine = [a for a in plan.assignments if a.line_id == line.line_id]
             if outcome != "assigned" or not mine:
-                reason = "; ".join(r for r in plan.reasons if line.line_id in r) or (
-                    "; ".join(plan.reasons) or "not assigned"
-                )
+                reason = "; ".join(
+                    r for r in plan.reasons if r.startswith(f"line {line.line_id}:")
+                ) or ("; ".join(plan.reasons) or "not assigned")
                 decisions.append(
                     RoutingDecision(
                         line_id=line.line_id,

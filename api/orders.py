@@ -287,9 +287,34 @@ async def decide_approval(request: web.Request) -> web.Response:
         result = await _handle(request, row.order_id).execute_update(
             "decide_approval", decision, result_type=ApprovalUpdateResult
         )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            # the order has closed: the same decision repeated is still a success
+            repeated = await _recorded_decision(request, row, decision)
+            if repeated is not None:
+                return repeated
+        raise workflow_error(err, "not_pending") from err
     except Exception as err:
         raise workflow_error(err, "not_pending") from err
     return web.json_response(text=result.model_dump_json())
+
+
+async def _recorded_decision(
+    request: web.Request, row: OrderRow, decision: ApprovalDecisionInput
+) -> web.Response | None:
+    approvals = await request.app[STORE].orders.approvals(row.order_id)
+    wanted = "approved" if decision.decision == "approve" else "declined"
+    if not any(
+        a["reason"] == decision.reason
+        and a["status"] == wanted
+        and a["decided_by"] == decision.approver
+        for a in approvals
+    ):
+        return None
+    fresh = await request.app[STORE].orders.get(row.order_id)
+    return web.json_response(
+        {"approvals": approvals, "status": fresh.status if fresh else row.status}
+    )
 
 
 @routes.get("/v1/approvals")

@@ -195,6 +195,26 @@ class OrderRepository:
             )
             return [(r.seq, r.at, r.type, r.detail) for r in rows.scalars()]
 
+    async def approvals(self, order_id: str) -> list[dict[str, Any]]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Approval)
+                .where(Approval.order_id == order_id)
+                .order_by(Approval.rank, Approval.reason)
+            )
+            return [
+                {
+                    "reason": r.reason,
+                    "rank": r.rank,
+                    "approvers": list(r.approvers),
+                    "status": r.status,
+                    "decided_by": r.decided_by,
+                    "comment": r.comment,
+                    "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+                }
+                for r in rows.scalars()
+            ]
+
     async def pending_approvals(self, approver: str | None) -> list[dict[str, Any]]:
         async with self.db.sessions() as session:
             rows = await session.execute(

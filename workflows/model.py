@@ -308,6 +308,15 @@ class SalesChannelConfig(BaseModel):
     backorder_retry_seconds: float = Field(default=3600, gt=0)
     backorder_max_attempts: int = Field(default=24, ge=0)
 
+    @field_validator("approval_reasons")
+    @classmethod
+    def _unique_reasons(cls, reasons: list[ApprovalReasonConfig]) -> list[ApprovalReasonConfig]:
+        names = [r.reason for r in reasons]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"approval reasons must be unique: {', '.join(duplicates)}")
+        return reasons
+
 
 # --------------------------------------------------------------------------- order view
 
@@ -524,6 +533,7 @@ class RouteOrderInput(BaseModel):
     ship_to: Address
     lines: list[RouteLine]
     delivery: Delivery | None = None
+    per_line: bool = False  # route each line on its own (backorders)
 
 
 RoutingOutcome = Literal["assigned", "check_announced", "not_announced"]

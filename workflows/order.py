@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls, search
@@ -75,6 +76,11 @@ with workflow.unsafe.imports_passed_through():
         work_order_id,
     )
 
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=10,
+)
 TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
 # statuses before fulfillment in which routing may still be waiting for the operator
 ROUTING_WAITS = (OrderStatus.ON_HOLD, OrderStatus.NOT_ANNOUNCED, OrderStatus.CHECK_ANNOUNCED)
@@ -126,6 +132,7 @@ class OrderWorkflow:
         self.route_due = True
         self.stock_waits = 0
         self.cancels_in_flight = 0
+        self.notices: list[asyncio.Task[None]] = []
         self.children: list[workflow.ChildWorkflowHandle[Any, Any]] = []
         self.state.event(now, "order_created", f"{len(order.lines)} lines, total {order.total}")
 
@@ -153,6 +160,8 @@ class OrderWorkflow:
             workflow.set_current_details("delivered; return window open")
             await workflow.sleep(timedelta(days=self.channel.return_window_days))
             await self._set_status(OrderStatus.COMPLETED, "return window over")
+        if self.notices:
+            await asyncio.gather(*self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
 
@@ -223,7 +232,7 @@ class OrderWorkflow:
                 return
             await self._set_status(OrderStatus.ROUTING, "retry after resume")
 
-    async def _route(self) -> RouteOrderResult | None:
+    async def _route(self, *, per_line: bool = False) -> RouteOrderResult | None:
         """Route every open unit; the lines are read under the lock, after any cancel."""
         async with self.lock:
             lines = self.state.lines_to_route()
@@ -237,6 +246,7 @@ class OrderWorkflow:
                     sales_channel=self.order.sales_channel,
                     ship_to=self.order.ship_to,
                     delivery=self.order.delivery,
+                    per_line=per_line,
                     lines=[
                         RouteLine(
                             line_id=p.line_id, sku=p.sku, quantity=p.open, attempt=p.attempts + 1
@@ -279,7 +289,7 @@ class OrderWorkflow:
                     f"{approval.reason} (rank {approval.rank}) "
                     f"from {', '.join(approval.approvers)}",
                 )
-            await self._notify_approvers("request", opened)
+            self._notify_approvers("request", opened)
             self._upsert_search_attributes()
             await self._publish(with_approvals=True)
             await self._wait_for_rank()
@@ -295,7 +305,6 @@ class OrderWorkflow:
                     "approval_withdrawn",
                     f"{approval.reason}: {declined.reason} was {declined.status.value}",
                 )
-            await self._notify_approvers("withdraw", withdrawn)
             await self._set_status(
                 OrderStatus.DECLINED,
                 f"{declined.reason} {declined.status.value} by {declined.decided_by}",
@@ -306,6 +315,7 @@ class OrderWorkflow:
                     + (f": {declined.comment}" if declined.comment else "")
                 )
             )
+            self._notify_approvers("withdraw", withdrawn)
             return
         if self.approvals.reroute_requested:
             await self._reroute_after_approval()
@@ -333,22 +343,38 @@ class OrderWorkflow:
                         )
                     else:
                         self._event("approval_timed_out", f"{approval.reason}: no decision")
-                await self._notify_approvers("request", escalated)
+                self._notify_approvers("request", escalated)
                 await self._publish(with_approvals=True)
 
-    async def _notify_approvers(self, kind: NoticeKind, approvals: list[ApprovalView]) -> None:
-        """Third-party approval systems hear of requests and withdrawals (if configured)."""
+    def _notify_approvers(self, kind: NoticeKind, approvals: list[ApprovalView]) -> None:
+        """Third-party approval systems hear of requests and withdrawals (if configured).
+        In the background, with bounded retries: a system that is down must not hold back
+        timeouts, declines or the stock a decline gives back."""
         webhooks = self.approvals.webhooks(approvals)
-        if webhooks:
-            await activity_calls.run(
-                "notify_approvers",
-                ApprovalNotice(
-                    order_id=self.order.order_id,
-                    kind=kind,
-                    approvals=approvals,
-                    webhooks=webhooks,
-                ),
-            )
+        if not webhooks:
+            return
+        notice = ApprovalNotice(
+            order_id=self.order.order_id,
+            kind=kind,
+            approvals=[a.model_copy() for a in approvals],
+            webhooks=webhooks,
+        )
+
+        async def send() -> None:
+            try:
+                await workflow.execute_activity(
+                    "notify_approvers",
+                    notice,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=NOTICE_RETRY,
+                )
+            except ActivityError as err:
+                self._event(
+                    "approval_notice_failed",
+                    f"{kind} for {', '.join(sorted(webhooks))}: {err.cause or err}",
+                )
+
+        self.notices.append(asyncio.create_task(send()))
 
     async def _reroute_after_approval(self) -> None:
         """Stock may have moved while the order waited: route the lines again."""
@@ -395,9 +421,13 @@ class OrderWorkflow:
                 continue
             to_route = self.state.lines_to_route()
             if to_route and self.route_due:
-                await self._route()
+                # backordered units: each line routed on its own, under the same policy
+                result = await self._route(per_line=True)
                 if self.state.lines_to_route():
+                    self.view.hold_reasons = result.reasons if result else []
                     await self._wait_for_stock()
+                else:
+                    self.view.hold_reasons = []
                 continue
             timeout = timedelta(seconds=self.channel.backorder_retry_seconds) if to_route else None
             try:
@@ -649,6 +679,8 @@ class OrderWorkflow:
     @workflow.update
     async def assign_locations(self, request: AssignmentsInput) -> OrderCommandResult:
         async with self.lock:
+            # checked again: another assignment may have taken these units meanwhile
+            self._validate_assignments(request)
             lines = [
                 AssignLine(
                     line_id=a.line_id,
@@ -677,10 +709,14 @@ class OrderWorkflow:
 
     @assign_locations.validator
     def _validate_assignments(self, request: AssignmentsInput) -> None:
-        if self.view.status not in (OrderStatus.CHECK_ANNOUNCED, OrderStatus.NOT_ANNOUNCED):
+        backordered = bool(self.state.release_seq) and bool(self.state.lines_to_route())
+        if (
+            self.view.status not in (OrderStatus.CHECK_ANNOUNCED, OrderStatus.NOT_ANNOUNCED)
+            and not backordered
+        ):
             raise ApplicationError(
                 f"order is {self.view.status.value}: assignments are for orders waiting in "
-                "CHECK_ANNOUNCED or NOT_ANNOUNCED",
+                "CHECK_ANNOUNCED or NOT_ANNOUNCED, or for backordered units",
                 type="NotAssignable",
                 non_retryable=True,
             )
@@ -701,7 +737,7 @@ class OrderWorkflow:
             asked[a.line_id] = asked.get(a.line_id, 0) + (a.quantity or line.open)
         for line_id, quantity in asked.items():
             line = self.state.lines[line_id]
-            if line_id in self.state.cancelling or quantity > line.open:
+            if line_id in self.state.cancelling or quantity > line.open or quantity == 0:
                 raise ApplicationError(
                     f"line {line_id} has {line.open} units to assign, not {quantity}",
                     type="InvalidQuantity",
@@ -747,6 +783,13 @@ class OrderWorkflow:
 
     @decide_approval.validator
     def _validate_decision(self, decision: ApprovalDecisionInput) -> None:
+        configured = {r.reason for r in self.channel.approval_reasons}
+        if not self.view.approvals and decision.reason in configured:
+            raise ApplicationError(
+                f"the order has not reached approval yet ({self.view.status.value})",
+                type="NotPending",
+                non_retryable=True,
+            )
         self.approvals.check(decision, awaiting=self.view.status == OrderStatus.AWAITING_APPROVAL)
 
     @workflow.signal

@@ -326,3 +326,55 @@ async def test_third_party_system_gets_signed_requests(stack: Stack) -> None:
         assert b'"approval_request"' in body and order_id.encode() in body
     finally:
         await server.close()
+
+
+async def test_decline_is_not_held_back_by_a_failing_approval_system(stack: Stack) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/approvals", broken)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        channel = await channel_with(
+            stack,
+            [
+                {
+                    "reason": "credit",
+                    "rank": 1,
+                    "approvers": ["ann"],
+                    "webhook_url": str(server.make_url("/approvals")),
+                },
+                {
+                    "reason": "margin",
+                    "rank": 1,
+                    "approvers": ["ben"],
+                    "webhook_url": str(server.make_url("/approvals")),
+                },
+            ],
+        )
+        sku = unique_sku()
+        order_id = await start(stack, channel, sku=sku, quantity=1, stock=[("WH-BERLIN", 1)])
+        await stack.wait_status(order_id, "AWAITING_APPROVAL")
+        status, _ = await decide(stack, order_id, "ann", "credit", "decline", "no")
+        assert status == 200
+        view = await stack.wait_status(order_id, "CANCELLED")
+        assert statuses(view) == {"credit": "declined", "margin": "withdrawn"}
+        assert await stack.atp(sku) == {"WH-BERLIN": 1}
+    finally:
+        await server.close()
+
+
+async def test_repeating_a_decision_after_the_order_closed_is_accepted(stack: Stack) -> None:
+    channel = await channel_with(stack, [{"reason": "credit", "rank": 1, "approvers": ["ann"]}])
+    order_id = await start(stack, channel)
+    await stack.wait_status(order_id, "AWAITING_APPROVAL")
+    assert (await decide(stack, order_id, "ann", "credit", "decline"))[0] == 200
+    await stack.wait_status(order_id, "CANCELLED")
+    handle = stack.client.get_workflow_handle(f"order-{order_id}")
+    await handle.result()  # the workflow has closed
+    status, body = await decide(stack, order_id, "ann", "credit", "decline")
+    assert status == 200 and body["approvals"][0]["status"] == "declined"
+    status, err = await decide(stack, order_id, "ann", "credit", "approve")
+    assert status == 409 and err["error"]["code"] == "not_pending"

@@ -92,3 +92,47 @@ async def test_unroutable_order_is_cancelled_when_the_channel_says_so(stack: Sta
     order_id = await stack.create_order(order_body(channel=channel, sku=unique_sku()), key="ops")
     view = await stack.wait_status(order_id, "CANCELLED")
     assert "status_not_announced" in [e["type"] for e in view["events"]]
+
+
+async def test_backordered_lines_are_rerouted_each_on_its_own(stack: Stack) -> None:
+    channel = await make_channel(stack, backorder_retry_seconds=600, backorder_max_attempts=5)
+    sku_a, sku_b = unique_sku(), unique_sku()
+    await stack.set_stock(
+        [("WH-BERLIN", sku_a, 1), ("WH-BERLIN", sku_b, 1), ("WH-MUNICH", sku_a, 1)]
+    )
+    body = order_body(channel=channel, sku=sku_a, quantity=1)
+    body["lines"].append({"line_id": "2", "sku": sku_b, "quantity": 1, "unit_price": "19.99"})
+    body["payment"]["amount"] = "39.98"
+    order_id = await stack.create_order(body, key="ops")
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, _ = await stack.call(
+        "POST",
+        f"/v1/shipments/{key}/pick",
+        key="WH-BERLIN",
+        json={
+            "lines": [
+                {"line_id": "1", "picked_quantity": 0},
+                {"line_id": "2", "picked_quantity": 0},
+            ]
+        },
+    )
+    assert status == 200
+    # line 1 finds Munich at once; line 2 has no stock anywhere and waits
+    view = await stack.wait_for(
+        order_id,
+        lambda v: any(s["location_id"] == "WH-MUNICH" for s in v["shipments"]),
+        "line 1 re-released to Munich",
+    )
+    lines = {ln["line_id"]: ln for ln in view["lines"]}
+    assert lines["1"]["location_id"] == "WH-MUNICH"
+    assert lines["2"]["status"] == "BACKORDERED"
+    # operations can place the waiting unit by hand
+    await stack.set_stock([("WH-LONDON", sku_b, 1)])
+    status, result = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/assignments",
+        key="ops",
+        json={"assignments": [{"line_id": "2", "location_id": "WH-LONDON"}]},
+    )
+    assert status == 200, result
+    await stack.current_shipment(order_id, "WH-LONDON")

@@ -99,6 +99,14 @@ async def test_split_lines_ship_from_two_locations(stack: Stack) -> None:
         "1": "WH-BERLIN",
         "2": "WH-MUNICH",
     }
+    # every line carries its own explanation
+    explained = {d["line_id"]: d for d in view["routing"]}
+    assert explained["1"]["location_id"] == "WH-BERLIN"
+    assert explained["2"]["location_id"] == "WH-MUNICH"
+    for decision in explained.values():
+        chosen = [c for c in decision["candidates"] if c["location_id"] == decision["location_id"]]
+        assert chosen and chosen[0]["rejected_reason"] is None and chosen[0]["parts"]
+        assert decision["reason"].startswith(decision["location_id"])
     berlin = await stack.current_shipment(order_id, "WH-BERLIN")
     munich = await stack.current_shipment(order_id, "WH-MUNICH")
     await stack.fulfil(berlin, "WH-BERLIN", {"1": 1})
@@ -239,3 +247,20 @@ async def test_candidates_beyond_the_distance_tolerance_need_an_operator(stack: 
     assert status == 200, result
     view = await stack.wait_status(order_id, "IN_FULFILLMENT")
     assert view["lines"][0]["location_id"] == "WH-LONDON"
+
+
+async def test_duplicate_approval_reasons_are_refused(stack: Stack) -> None:
+    status, err = await stack.call(
+        "PUT",
+        "/v1/sales-channels",
+        json=[
+            {
+                "channel_id": "dup",
+                "approval_reasons": [
+                    {"reason": "credit", "rank": 1, "approvers": ["ann"]},
+                    {"reason": "credit", "rank": 2, "approvers": ["ben"]},
+                ],
+            }
+        ],
+    )
+    assert status == 422 and err["error"]["code"] == "validation_error"
