@@ -1,0 +1,153 @@
+"""Shared state and bookkeeping of the order workflow: what it remembers, its view, status
+changes with their search attributes, and the projection into the store.
+
+The workflow class is assembled from one class per responsibility (routing, approval,
+cancelation; see order.py); Temporal registers the handlers each of them defines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search
+    from workflows.approval import ApprovalBook
+    from workflows.model import (
+        ApprovalStatus,
+        CancelInput,
+        OrderInput,
+        OrderProjection,
+        OrderStatus,
+        OrderView,
+        ResumeInput,
+        ReturnLine,
+        RoutingDecision,
+        SalesChannelConfig,
+    )
+    from workflows.order_state import (
+        OrderState,
+    )
+
+TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
+# statuses before fulfillment in which routing may still be waiting for the operator
+ROUTING_WAITS = (OrderStatus.ON_HOLD, OrderStatus.NOT_ANNOUNCED, OrderStatus.CHECK_ANNOUNCED)
+
+
+class OrderBase:
+    """What every part of the order workflow shares; set in OrderWorkflow.__init__."""
+
+    order: OrderInput
+    state: OrderState
+    approvals: ApprovalBook
+    channel: SalesChannelConfig
+    lock: asyncio.Lock
+    publish_lock: asyncio.Lock
+    resume_request: ResumeInput | None
+    route_due: bool
+    stock_waits: int
+    cancels_in_flight: int
+    notices: list[asyncio.Task[None]]
+    children: list[workflow.ChildWorkflowHandle[Any, Any]]
+
+    # provided by the cancelation and routing parts
+    async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
+        raise NotImplementedError
+
+    async def _route_until_assigned(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def view(self) -> OrderView:
+        return self.state.view
+
+    @property
+    def closed(self) -> bool:
+        return self.view.status in TERMINAL
+
+    @workflow.query(name="state")
+    def current_state(self) -> OrderView:
+        return self.view
+
+    def _event(self, kind: str, detail: str = "") -> None:
+        self.state.event(workflow.now(), kind, detail)
+
+    async def _set_status(self, status: OrderStatus, detail: str = "") -> None:
+        previous = self.view.status
+        self.view.status = status
+        self._event(
+            f"status_{status.value.lower()}", detail or f"{previous.value} -> {status.value}"
+        )
+        workflow.set_current_details(f"**{status.value}** {detail}".strip())
+        self._upsert_search_attributes()
+        await self._publish(
+            with_approvals=status
+            in (
+                OrderStatus.AWAITING_APPROVAL,
+                OrderStatus.DECLINED,
+                OrderStatus.APPROVED,
+                OrderStatus.CANCELLED,
+            )
+        )
+
+    def _upsert_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                search.ORDER_STATUS.value_set(self.view.status.value),
+                search.LOCATIONS.value_set(self.state.locations()),
+                search.AWAITING_APPROVAL.value_set(
+                    self.view.status == OrderStatus.AWAITING_APPROVAL
+                    and any(a.status == ApprovalStatus.PENDING for a in self.view.approvals)
+                ),
+            ]
+        )
+
+    async def _publish(self, *, with_approvals: bool = False) -> None:
+        """Write status, lines and new events to the store (a local activity: no extra
+        round trip through the server for bookkeeping)."""
+        async with self.publish_lock:
+            events = self.state.take_events()
+            projection = OrderProjection(
+                order_id=self.view.order_id,
+                sales_channel=self.view.sales_channel,
+                customer_id=self.view.customer_id,
+                status=self.view.status,
+                total=Decimal(self.view.total),
+                currency=self.view.currency,
+                created_at=self.view.created_at,
+                updated_at=self.view.updated_at,
+                lines=self.view.lines,
+                new_events=events,
+                approvals=list(self.view.approvals) if with_approvals else None,
+            )
+            await workflow.execute_local_activity(
+                "project_order",
+                projection,
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+
+    async def _refresh_fulfillment_status(self) -> None:
+        self.state.refresh_lines()
+        status = self.state.fulfillment_status()
+        if status == OrderStatus.CANCELLED and self.cancels_in_flight:
+            # the cancel in flight closes the order once its return is recorded
+            status = self.view.status
+        if status != self.view.status:
+            await self._set_status(status)
+        else:
+            self._upsert_search_attributes()
+            await self._publish()
+
+    def _apply_decisions(self, decisions: list[RoutingDecision]) -> None:
+        for decision in decisions:
+            self.state.apply_routing(decision)
+            self._event(
+                "line_routed" if decision.location_id else "line_not_routed",
+                f"line {decision.line_id}: {decision.reason}",
+            )
+        self.state.refresh_lines()
+        self._upsert_search_attributes()

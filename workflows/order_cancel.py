@@ -1,0 +1,140 @@
+"""Cancelation part of the order workflow: whole orders or some lines, any time before
+they ship; units already at a location are cancelled when its release confirms.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import activity_calls
+    from workflows.fulfillment import fulfillment_workflow_id
+    from workflows.model import (
+        CancelInput,
+        CancelLinesInput,
+        CancelOrderInput,
+        CancelOrderResult,
+        OrderCommandResult,
+        OrderStatus,
+        ReturnLine,
+        ReturnView,
+    )
+
+from workflows.order_base import ROUTING_WAITS, OrderBase
+
+
+class OrderCancellation(OrderBase):
+    @workflow.update
+    async def cancel(self, request: CancelInput) -> OrderCommandResult:
+        if not await self._cancel(request):
+            raise ApplicationError(
+                "the lines shipped before they could be cancelled",
+                type="NotCancellable",
+                non_retryable=True,
+            )
+        return OrderCommandResult(status=self.view.status)
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelInput) -> None:
+        if self.closed:
+            raise ApplicationError(
+                f"order is {self.view.status.value}", type="NotCancellable", non_retryable=True
+            )
+        line_ids = request.line_ids or list(self.state.lines)
+        unknown = [lid for lid in line_ids if lid not in self.state.lines]
+        if unknown:
+            raise ApplicationError(
+                f"unknown lines {unknown}", type="UnknownLine", non_retryable=True
+            )
+        if not self.state.cancellable(line_ids):
+            raise ApplicationError(
+                "the lines have shipped or are cancelled already",
+                type="NotCancellable",
+                non_retryable=True,
+            )
+
+    @workflow.signal
+    async def cancel_order(self, request: CancelInput) -> None:
+        try:
+            self._validate_cancel(request)
+        except ApplicationError as err:
+            self._event("cancel_ignored", str(err))
+            return
+        await self._cancel(request)
+
+    async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
+        """Cancel what has not shipped of these lines; returns the units cancelled."""
+        line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
+        before = {lid: self.state.lines[lid].cancelled for lid in line_ids}
+        self.cancels_in_flight += 1
+        try:
+            return await self._cancel_lines(request, line_ids, before)
+        finally:
+            self.cancels_in_flight -= 1
+
+    async def _cancel_lines(
+        self, request: CancelInput, line_ids: list[str], before: dict[str, int]
+    ) -> list[ReturnLine]:
+        async with self.lock:
+            # from here a pick shortfall on these lines cancels units instead of re-routing
+            self.state.cancelling.update(line_ids)
+            reservations = self.state.cancel_unreleased(line_ids)
+            self.state.return_seq += 1
+            return_id = f"{self.order.order_id}-C{self.state.return_seq}"
+            self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
+            for key, lids in self.state.releases_holding(line_ids).items():
+                seq = int(key.rsplit("-R", 1)[1])
+                child = workflow.get_external_workflow_handle(
+                    fulfillment_workflow_id(self.order.order_id, seq)
+                )
+                try:
+                    await child.signal(
+                        "cancel_lines", CancelLinesInput(line_ids=lids, reason=request.reason)
+                    )
+                except ApplicationError:
+                    # the release's workflow has closed: its last report to this order was
+                    # sent before it closed, and settles these lines
+                    workflow.logger.info("release %s closed before the cancel", key)
+        # units already at a location are cancelled when the location's workflow confirms
+        await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
+        lines = [
+            ReturnLine(line_id=lid, quantity=self.state.lines[lid].cancelled - before[lid])
+            for lid in line_ids
+            if self.state.lines[lid].cancelled > before[lid]
+        ]
+        async with self.lock:
+            # releases the reservations of units no location had yet, records the return
+            await activity_calls.call(
+                "cancel_order_lines",
+                CancelOrderInput(
+                    order_id=self.order.order_id,
+                    return_id=return_id,
+                    lines=lines,
+                    reservation_ids=reservations,
+                    reason=request.reason,
+                ),
+                CancelOrderResult,
+            )
+        if lines:
+            self.view.returns.append(
+                ReturnView(
+                    return_id=return_id,
+                    type="CANCEL",
+                    lines=lines,
+                    status="DONE",
+                    reason=request.reason,
+                )
+            )
+        if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
+            for approval in self.approvals.withdraw_open():
+                self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
+        if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
+            if self.view.status != OrderStatus.CANCELLED:
+                await self._set_status(OrderStatus.CANCELLED, request.reason)
+        elif self.view.status not in ROUTING_WAITS and self.state.release_seq:
+            await self._refresh_fulfillment_status()
+        else:
+            self.state.refresh_lines()
+            await self._publish()
+        return lines
