@@ -4,8 +4,14 @@ split policies, CHECK_ANNOUNCED with manual assignment, explanations."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import uuid
 from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from tests.integration.conftest import Stack, order_body, unique_sku
 
@@ -264,3 +270,46 @@ async def test_duplicate_approval_reasons_are_refused(stack: Stack) -> None:
         ],
     )
     assert status == 422 and err["error"]["code"] == "validation_error"
+
+
+async def test_location_with_a_webhook_gets_signed_work_orders(stack: Stack) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/work-orders", hook)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        location_id = f"WH-HOOK-{uuid.uuid4().hex[:6]}"
+        status, body = await stack.call(
+            "PUT",
+            "/v1/locations",
+            json=[
+                {
+                    "location_id": location_id,
+                    "name": "Sydney",
+                    "lat": -33.87,
+                    "lon": 151.21,
+                    "time_zone": "Australia/Sydney",
+                    "webhook_url": str(server.make_url("/work-orders")),
+                }
+            ],
+        )
+        assert status == 200, body
+        sku = unique_sku()
+        await stack.set_stock([(location_id, sku, 3)])
+        order_id = await stack.create_order(order_body(sku=sku, quantity=1))
+        view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+        work_order = view["work_orders"][0]["work_order_id"]
+        headers, raw = received[0]
+        expected = hmac.new(stack.settings.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
+        assert headers["X-OMS-Signature"] == f"sha256={expected}"
+        assert headers["Idempotency-Key"] == work_order
+        payload = json.loads(raw)
+        assert payload["order_id"] == order_id and payload["location_id"] == location_id
+    finally:
+        await server.close()
