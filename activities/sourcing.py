@@ -26,22 +26,50 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Literal
+from dataclasses import dataclass
 
-SiteType = Literal["warehouse", "store"]
-SplitPolicy = Literal["ship_complete", "split_lines", "split_quantities"]
-Outcome = Literal["assigned", "check_announced", "not_announced"]
+from activities.sourcing_model import (
+    SCORE_DIGITS,
+    Assignment,
+    CandidateScore,
+    Demand,
+    EvaluatedLine,
+    Outcome,
+    Site,
+    SiteType,
+    SourcingPlan,
+    SplitPolicy,
+    Strategy,
+)
+from activities.sourcing_optimizer import Planner
+
+# The public names: the types live in `activities.sourcing_model` so that this module
+# and the optimizer (`activities.sourcing_optimizer`) share them without a cycle.
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "EXACT_SEARCH_MAX_COMBINATIONS",
+    "SCORE_DIGITS",
+    "Assignment",
+    "CandidateScore",
+    "Demand",
+    "Outcome",
+    "Site",
+    "SiteType",
+    "SourcingPlan",
+    "SplitPolicy",
+    "Strategy",
+    "atp",
+    "haversine_km",
+    "score_parts",
+    "source_order",
+]
 
 EARTH_RADIUS_KM = 6371.0
 # Exhaustive search over combinations of two or more locations runs while the total
 # number of combinations stays within this budget (every combination of 12 locations);
 # beyond it greedy set cover takes over. Single locations are always tried exhaustively.
+# Read at each call and handed to the optimizer, so it can be tuned (or patched) here.
 EXACT_SEARCH_MAX_COMBINATIONS = 4_095
-# Scores are rounded so that float noise never beats the location_id tie-break.
-SCORE_DIGITS = 9
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -55,91 +83,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def atp(on_hand: int, reserved: int, buffer: int = 0) -> int:
     """Available to promise: what is on hand, less reservations and the safety buffer."""
     return max(on_hand - reserved - buffer, 0)
-
-
-# --------------------------------------------------------------------------- types
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    location_id: str
-    type: SiteType
-    lat: float
-    lon: float
-    priority: int = 0  # higher = preferred
-    daily_capacity: int = 0  # units per day; 0 = unknown (no backlog credit)
-    backlog: int = 0  # units already released there today
-    cost_per_shipment: float = 0.0
-    enabled: bool = True
-    channel_excluded: bool = False
-    delivery_types: frozenset[str] = frozenset({"ship"})
-
-    def __post_init__(self) -> None:
-        if min(self.daily_capacity, self.backlog, self.cost_per_shipment) < 0:
-            raise ValueError(f"{self.location_id}: capacity, backlog and cost must be >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    line_id: str
-    sku: str
-    quantity: int
-
-    def __post_init__(self) -> None:
-        if self.quantity <= 0:
-            raise ValueError(f"line {self.line_id}: quantity must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class Strategy:
-    w_distance: float = 1.0
-    w_stock: float = 0.0
-    w_backlog: float = 0.0
-    w_cost: float = 0.0
-    w_priority: float = 0.0
-    max_distance_km: float | None = None
-    split_policy: SplitPolicy = "split_lines"
-
-    def __post_init__(self) -> None:
-        weights = (self.w_distance, self.w_stock, self.w_backlog, self.w_cost, self.w_priority)
-        if min(weights) < 0:
-            raise ValueError("strategy weights must be >= 0")
-        if self.max_distance_km is not None and self.max_distance_km < 0:
-            raise ValueError("max_distance_km must be >= 0")
-        if self.split_policy not in ("ship_complete", "split_lines", "split_quantities"):
-            raise ValueError(f"unknown split policy {self.split_policy!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateScore:
-    """One site as seen by one line: score parts when within tolerance, else the reason."""
-
-    location_id: str
-    atp: int
-    distance_km: float | None
-    parts: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
-    rejected_reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    line_id: str
-    location_id: str
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourcingPlan:
-    outcome: Outcome
-    assignments: list[Assignment]
-    explanations: dict[str, list[CandidateScore]]  # line_id -> scored first (best first)
-    reasons: list[str]  # why check/not announced; empty when assigned
-
-    @property
-    def locations(self) -> list[str]:
-        """Distinct shipping locations, sorted."""
-        return sorted({a.location_id for a in self.assignments})
 
 
 # --------------------------------------------------------------------------- steps 1 + 2
@@ -156,19 +99,6 @@ class _PreparedSite:
     # the explanation entry for any SKU without stock here, built once and shared by the
     # lines: with 1,000 sites most entries are this one (read-only, like all of them)
     unstocked: CandidateScore
-
-
-@dataclass(slots=True)
-class _Line:
-    index: int
-    demand: Demand
-    scores: dict[str, float]  # candidates within tolerance -> score
-    ranked: list[str]  # the same, best first
-    full: set[str]  # ... of them, those with ATP >= quantity
-    exists: bool  # some candidate, maybe outside tolerance
-    eligible_atp: int  # ATP of the SKU over all sites eligible apart from stock
-    nearest_outside: tuple[float, str] | None
-    explanation: list[CandidateScore]
 
 
 def _prepare(
@@ -246,7 +176,7 @@ def _evaluate(
     prepared: list[_PreparedSite],
     stock: dict[tuple[str, str], int],
     strategy: Strategy,
-) -> _Line:
+) -> EvaluatedLine:
     """Steps 1 and 2 for one line."""
     sku, qty = demand.sku, demand.quantity
     partial_ok = strategy.split_policy == "split_quantities"
@@ -296,7 +226,7 @@ def _evaluate(
         )
         scored.append(CandidateScore(p.site.location_id, units, p.shown_km, parts, score))
     scored.sort(key=lambda c: (-c.score, c.location_id))
-    return _Line(
+    return EvaluatedLine(
         index=index,
         demand=demand,
         scores={c.location_id: c.score for c in scored},
@@ -309,242 +239,18 @@ def _evaluate(
     )
 
 
-# --------------------------------------------------------------------------- step 3
-
-
-def _bits(mask: int) -> Iterator[int]:
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
-
-
-class _Planner:
-    """Step 3: locations for the whole order. `used` counts the units already taken per
-    (location, sku), so lines of the same SKU share one location's ATP."""
-
-    def __init__(self, lines: list[_Line], stock: dict[tuple[str, str], int]) -> None:
-        self.lines = lines
-        self.stock = stock
-        self.used: Counter[tuple[str, str]] = Counter()
-        self.shared_skus = len({ln.demand.sku for ln in lines}) < len(lines)
-        # location -> bit mask of the lines it can ship in full
-        self.masks: dict[str, int] = {}
-        for ln in lines:
-            for loc in ln.full:
-                self.masks[loc] = self.masks.get(loc, 0) | (1 << ln.index)
-
-    def left(self, loc: str, sku: str) -> int:
-        return max(self.stock.get((loc, sku), 0), 0) - self.used[(loc, sku)]
-
-    def _take(self, i: int, loc: str, qty: int) -> None:
-        self.used[(loc, self.lines[i].demand.sku)] += qty
-
-    def _total(self, plan: dict[int, str]) -> float:
-        return round(sum(self.lines[i].scores[loc] for i, loc in plan.items()), SCORE_DIGITS)
-
-    def ship_complete(self) -> str | None:
-        """The best-scored location that ships every line in full, if any."""
-        everything = (1 << len(self.lines)) - 1
-        per_sku = Counter[str]()
-        for ln in self.lines:
-            per_sku[ln.demand.sku] += ln.demand.quantity
-        feasible = [
-            loc
-            for loc, mask in self.masks.items()
-            if mask == everything and all(self.left(loc, s) >= n for s, n in per_sku.items())
-        ]
-        if not feasible:
-            return None
-
-        def total(loc: str) -> float:
-            return round(sum(ln.scores[loc] for ln in self.lines), SCORE_DIGITS)
-
-        return min(feasible, key=lambda loc: (-total(loc), loc))
-
-    def whole_lines(self, indices: list[int]) -> dict[int, str]:
-        """Each line wholly from one location: fewest locations, then best total score.
-        Lines missing from the result could not be placed."""
-        target = sum(1 << i for i in indices)
-        masks = {loc: m & target for loc, m in self.masks.items() if m & target}
-        plan = self._exact(target, masks)
-        if plan is None:
-            return self._greedy(target, masks)
-        for i, loc in plan.items():
-            self._take(i, loc, self.lines[i].demand.quantity)
-        return plan
-
-    def _best_within(
-        self, combo: tuple[str, ...], target: int, masks: dict[str, int]
-    ) -> dict[int, str]:
-        plan: dict[int, str] = {}
-        for i in _bits(target):
-            scores = self.lines[i].scores
-            plan[i] = min(
-                (loc for loc in combo if masks[loc] >> i & 1), key=lambda loc: (-scores[loc], loc)
-            )
-        return plan
-
-    def _fit(
-        self, combo: tuple[str, ...], target: int, masks: dict[str, int]
-    ) -> dict[int, str] | None:
-        """Best-scored placement within `combo` that respects shared ATP (greedy: the
-        most constrained lines first), or None."""
-        options = {i: [loc for loc in combo if masks[loc] >> i & 1] for i in _bits(target)}
-        order = sorted(options, key=lambda i: (len(options[i]), -self.lines[i].demand.quantity, i))
-        taken: Counter[tuple[str, str]] = Counter()
-        plan: dict[int, str] = {}
-        for i in order:
-            d, scores = self.lines[i].demand, self.lines[i].scores
-            for loc in sorted(options[i], key=lambda loc: (-scores[loc], loc)):
-                if self.left(loc, d.sku) - taken[(loc, d.sku)] >= d.quantity:
-                    taken[(loc, d.sku)] += d.quantity
-                    plan[i] = loc
-                    break
-            else:
-                return None
-        return plan
-
-    def _exact(self, target: int, masks: dict[str, int]) -> dict[int, str] | None:
-        """Combinations by increasing size while within the search budget."""
-        universe = sorted(masks)
-        spent = 0
-        for size in range(1, len(universe) + 1):
-            if size > 1:
-                spent += math.comb(len(universe), size)
-                if spent > EXACT_SEARCH_MAX_COMBINATIONS:
-                    return None
-            covering: list[tuple[float, tuple[str, ...], dict[int, str]]] = []
-            for combo in combinations(universe, size):
-                covered = 0
-                for loc in combo:
-                    covered |= masks[loc]
-                if covered == target:
-                    plan = self._best_within(combo, target, masks)
-                    covering.append((-self._total(plan), combo, plan))
-            covering.sort(key=lambda c: (c[0], c[1]))
-            for _, combo, plan in covering:
-                if not self.shared_skus:
-                    return plan
-                fitted = self._fit(combo, target, masks)
-                if fitted is not None:
-                    return fitted
-        return None
-
-    def _greedy(self, target: int, masks: dict[str, int]) -> dict[int, str]:
-        """Greedy set cover: the location covering most open lines (then best score sum,
-        then location_id), taking stock as it goes; then drop and re-assign."""
-        masks = dict(masks)
-        open_lines, plan = target, {}
-        while open_lines:
-            best, tied = 0, []
-            for loc, mask in masks.items():
-                n = (mask & open_lines).bit_count()
-                if n > best:
-                    best, tied = n, [loc]
-                elif n == best and n:
-                    tied.append(loc)
-            if not best:
-                break
-
-            loc = tied[0] if len(tied) == 1 else min(tied, key=self._gain(masks, open_lines))
-            for i in _bits(masks[loc] & open_lines):
-                d = self.lines[i].demand
-                if self.left(loc, d.sku) >= d.quantity:
-                    self._take(i, loc, d.quantity)
-                    plan[i] = loc
-                    open_lines &= ~(1 << i)
-                else:  # an earlier line of this order took the stock
-                    masks[loc] &= ~(1 << i)
-        self._improve(plan)
-        return plan
-
-    def _gain(self, masks: dict[str, int], open_lines: int) -> Callable[[str], tuple[float, str]]:
-        """Tie-break among locations covering equally many open lines."""
-
-        def key(loc: str) -> tuple[float, str]:
-            total = sum(self.lines[i].scores[loc] for i in _bits(masks[loc] & open_lines))
-            return (-round(total, SCORE_DIGITS), loc)
-
-        return key
-
-    def _move(self, plan: dict[int, str], i: int, to: str) -> None:
-        d = self.lines[i].demand
-        self.used[(plan[i], d.sku)] -= d.quantity
-        self.used[(to, d.sku)] += d.quantity
-        plan[i] = to
-
-    def _improve(self, plan: dict[int, str]) -> None:
-        """Drop locations whose lines fit at the other chosen ones, then move each line
-        to its best-scored chosen location."""
-        chosen = set(plan.values())
-        load = Counter(plan.values())
-        for loc in sorted(chosen, key=lambda loc: (load[loc], loc)):
-            others = chosen - {loc}
-            moved: list[tuple[int, str]] = []
-            for i in [i for i, at in plan.items() if at == loc]:
-                to = self._better(i, others, plan[i], any_score=True)
-                if to is None:
-                    break
-                moved.append((i, loc))
-                self._move(plan, i, to)
-            else:
-                chosen = others
-                continue
-            for i, back in reversed(moved):
-                self._move(plan, i, back)
-        for i in sorted(plan):
-            to = self._better(i, chosen, plan[i], any_score=False)
-            if to is not None:
-                self._move(plan, i, to)
-
-    def _better(self, i: int, chosen: set[str], current: str, any_score: bool) -> str | None:
-        """The best-scored location in `chosen` other than `current` that can ship line i
-        in full; with any_score False only one scoring better than `current`."""
-        ln = self.lines[i]
-        for loc in ln.ranked:
-            if loc == current:
-                if not any_score:
-                    return None
-                continue
-            if (
-                loc in chosen
-                and loc in ln.full
-                and self.left(loc, ln.demand.sku) >= ln.demand.quantity
-            ):
-                return loc
-        return None
-
-    def split(self, i: int, chosen: set[str]) -> list[tuple[str, int]] | None:
-        """Line i in parts: from locations already shipping first, then best-scored."""
-        ln = self.lines[i]
-        need = ln.demand.quantity
-        order = [loc for loc in ln.ranked if loc in chosen]
-        order += [loc for loc in ln.ranked if loc not in chosen]
-        parts: list[tuple[str, int]] = []
-        for loc in order:
-            n = min(need, self.left(loc, ln.demand.sku))
-            if n > 0:
-                parts.append((loc, n))
-                self._take(i, loc, n)
-                need -= n
-                if need == 0:
-                    return parts
-        for loc, n in parts:
-            self._take(i, loc, -n)
-        return None
-
-
 # --------------------------------------------------------------------------- entry point
 
 
-def _rejections(line: _Line) -> Counter[str]:
+def _rejections(line: EvaluatedLine) -> Counter[str]:
     """Rejected sites of a line by kind ("no stock", "not enough stock", ...)."""
     reasons = (c.rejected_reason for c in line.explanation if c.rejected_reason is not None)
     return Counter(reason.split(":")[0] for reason in reasons)
 
 
-def _unsourceable(lines: list[_Line], strategy: Strategy) -> tuple[Outcome | None, list[str]]:
+def _unsourceable(
+    lines: list[EvaluatedLine], strategy: Strategy
+) -> tuple[Outcome | None, list[str]]:
     """Outcome decided before optimizing: lines without any candidate, SKUs short in
     total, lines whose candidates are all outside tolerance."""
     reasons: list[str] = []
@@ -561,7 +267,7 @@ def _unsourceable(lines: list[_Line], strategy: Strategy) -> tuple[Outcome | Non
                 f"line {d.line_id}: no location can supply {d.quantity} x {d.sku} "
                 f"({why or 'no locations'})"
             )
-    by_sku: dict[str, list[_Line]] = {}
+    by_sku: dict[str, list[EvaluatedLine]] = {}
     for ln in lines:
         by_sku.setdefault(ln.demand.sku, []).append(ln)
     for sku, group in by_sku.items():
@@ -589,7 +295,7 @@ def _unsourceable(lines: list[_Line], strategy: Strategy) -> tuple[Outcome | Non
     return ("check_announced" if outside else None), reasons
 
 
-def _unplaced_reason(line: _Line) -> str:
+def _unplaced_reason(line: EvaluatedLine) -> str:
     d = line.demand
     within = sum(c.atp for c in line.explanation if c.rejected_reason is None)
     if within < d.quantity:
@@ -636,7 +342,7 @@ def source_order(
     outcome, reasons = _unsourceable(evaluated, strategy)
     if outcome is not None:
         return plan(outcome, reasons, {})
-    planner = _Planner(evaluated, stock)
+    planner = Planner(evaluated, stock, EXACT_SEARCH_MAX_COMBINATIONS)
     if strategy.split_policy == "ship_complete":
         loc = planner.ship_complete()
         if loc is None:
