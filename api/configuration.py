@@ -34,7 +34,7 @@ async def put_inventory(request: web.Request) -> web.Response:
         body = body["items"]
     snapshot = parse(StockSnapshot, body).root
     store = request.app[STORE]
-    await _check_locations(request, {s.location_id for s in snapshot})
+    await check_locations(request, {s.location_id for s in snapshot})
     count = await store.inventory.set_stock([(s.location_id, s.sku, s.on_hand) for s in snapshot])
     return web.json_response({"updated": count})
 
@@ -51,14 +51,15 @@ class StockAdjustments(RootModel[list[StockAdjustment]]):
     pass
 
 
-async def _check_locations(request: web.Request, location_ids: set[str]) -> None:
+async def check_locations(request: web.Request, location_ids: set[str]) -> None:
+    """422 unknown_location unless every location exists."""
     known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
     unknown = sorted(location_ids - known)
     if unknown:
         raise ApiError(
             422,
             "unknown_location",
-            "stock for unknown locations",
+            f"unknown locations: {', '.join(unknown)}",
             [
                 {
                     "field": "location_id",
@@ -78,7 +79,7 @@ async def post_adjustments(request: web.Request) -> web.Response:
     if isinstance(body, dict) and "items" in body:
         body = body["items"]
     items = parse(StockAdjustments, body).root
-    await _check_locations(request, {a.location_id for a in items})
+    await check_locations(request, {a.location_id for a in items})
     results = await request.app[STORE].inventory.adjust(
         [(a.adjustment_id, a.location_id, a.sku, a.delta, a.reason) for a in items]
     )

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 from temporalio.client import RPCError, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -18,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCStatusCode
 
 from api.auth import require
+from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
 from store import Principal
@@ -64,6 +66,19 @@ async def _order_row(request: web.Request, principal: Principal) -> OrderRow:
 
 def _handle(request: web.Request, order_id: str) -> WorkflowHandle[Any, Any]:
     return request.app[TEMPORAL].get_workflow_handle(order_workflow_id(order_id))
+
+
+async def _command(
+    request: web.Request, row: OrderRow, update: str, payload: BaseModel, closed_code: str
+) -> web.Response:
+    """Run an order update (the caller learns at once whether it counted) and answer."""
+    try:
+        result = await _handle(request, row.order_id).execute_update(
+            update, payload, result_type=OrderCommandResult
+        )
+    except Exception as err:
+        raise workflow_error(err, closed_code) from err
+    return web.json_response(text=result.model_dump_json())
 
 
 @routes.post("/v1/orders")
@@ -214,14 +229,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops")
     row = await _order_row(request, principal)
     body = await read_json(request) if request.can_read_body else {}
-    cancel = parse(CancelInput, body)
-    try:
-        result = await _handle(request, row.order_id).execute_update(
-            "cancel", cancel, result_type=OrderCommandResult
-        )
-    except Exception as err:
-        raise workflow_error(err, "not_cancellable") from err
-    return web.json_response(text=result.model_dump_json())
+    return await _command(request, row, "cancel", parse(CancelInput, body), "not_cancellable")
 
 
 @routes.post("/v1/orders/{order_id}/resume")
@@ -229,14 +237,7 @@ async def resume_order(request: web.Request) -> web.Response:
     principal = require(request, "ops")
     row = await _order_row(request, principal)
     body = await read_json(request) if request.can_read_body else {}
-    resume = parse(ResumeInput, body)
-    try:
-        result = await _handle(request, row.order_id).execute_update(
-            "resume_order", resume, result_type=OrderCommandResult
-        )
-    except Exception as err:
-        raise workflow_error(err, "not_resumable") from err
-    return web.json_response(text=result.model_dump_json())
+    return await _command(request, row, "resume_order", parse(ResumeInput, body), "not_resumable")
 
 
 @routes.post("/v1/orders/{order_id}/assignments")
@@ -245,29 +246,8 @@ async def assign_locations(request: web.Request) -> web.Response:
     principal = require(request, "ops")
     row = await _order_row(request, principal)
     assignments = parse(AssignmentsInput, await read_json(request))
-    known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
-    unknown = sorted({a.location_id for a in assignments.assignments} - known)
-    if unknown:
-        raise ApiError(
-            422,
-            "unknown_location",
-            f"unknown locations {unknown}",
-            [
-                {
-                    "field": "assignments.location_id",
-                    "message": f"unknown {loc}",
-                    "type": "unknown_location",
-                }
-                for loc in unknown
-            ],
-        )
-    try:
-        result = await _handle(request, row.order_id).execute_update(
-            "assign_locations", assignments, result_type=OrderCommandResult
-        )
-    except Exception as err:
-        raise workflow_error(err, "not_assignable") from err
-    return web.json_response(text=result.model_dump_json())
+    await check_locations(request, {a.location_id for a in assignments.assignments})
+    return await _command(request, row, "assign_locations", assignments, "not_assignable")
 
 
 @routes.post("/v1/orders/{order_id}/approvals")
