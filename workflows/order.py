@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         FulfillmentInput,
         FulfillmentLine,
         FulfillmentProgress,
-        LineView,
         OrderInput,
         OrderResponseInput,
         OrderResponseResult,
@@ -42,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         ValidateOrderResult,
     )
     from workflows.order_state import (
-        LineProgress,
         OrderState,
         release_key,
         shipment_key,
@@ -64,35 +62,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
     def __init__(self, order: OrderInput) -> None:
         now = workflow.now()
         self.order = order
-        view = OrderView(
-            order_id=order.order_id,
-            sales_channel=order.sales_channel,
-            customer_id=order.customer.id,
-            status=OrderStatus.CREATED,
-            created_at=now,
-            updated_at=now,
-            total=order.total,
-            currency=order.payment.currency,
-            lines=[
-                LineView(
-                    line_id=line.line_id,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                )
-                for line in order.lines
-            ],
-        )
-        self.state = OrderState(
-            view=view,
-            lines={
-                line.line_id: LineProgress(
-                    line_id=line.line_id, sku=line.sku, quantity=line.quantity, open=line.quantity
-                )
-                for line in order.lines
-            },
-        )
-        self.approvals = ApprovalBook(view.approvals)
+        self.state = OrderState.for_order(order, now)
+        self.approvals = ApprovalBook(self.state.view.approvals)
         self.channel = SalesChannelConfig(channel_id=order.sales_channel)
         self.lock = asyncio.Lock()
         self.publish_lock = asyncio.Lock()

@@ -17,6 +17,8 @@ from workflows.model import (
     Event,
     FulfillmentProgress,
     LineStatus,
+    LineView,
+    OrderInput,
     OrderStatus,
     OrderView,
     ReleaseStatus,
@@ -101,6 +103,38 @@ class OrderState(BaseModel):
     # not re-routed
     cancelling: set[str] = Field(default_factory=set)
     unpublished_events: list[Event] = Field(default_factory=list)
+
+    @classmethod
+    def for_order(cls, order: OrderInput, now: datetime) -> OrderState:
+        """A new order's state: every line CREATED with all its units open."""
+        view = OrderView(
+            order_id=order.order_id,
+            sales_channel=order.sales_channel,
+            customer_id=order.customer.id,
+            status=OrderStatus.CREATED,
+            created_at=now,
+            updated_at=now,
+            total=order.total,
+            currency=order.payment.currency,
+            lines=[
+                LineView(
+                    line_id=line.line_id,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                )
+                for line in order.lines
+            ],
+        )
+        return cls(
+            view=view,
+            lines={
+                line.line_id: LineProgress(
+                    line_id=line.line_id, sku=line.sku, quantity=line.quantity, open=line.quantity
+                )
+                for line in order.lines
+            },
+        )
 
     # ------------------------------------------------------------------ events
     def event(self, at: datetime, kind: str, detail: str = "") -> None:

@@ -98,6 +98,15 @@ class Stack:
         body = await resp.json() if "json" in ctype else await resp.read()
         return resp.status, body
 
+    async def make_channel(self, prefix: str = "ch", **config: Any) -> str:
+        """A fresh sales channel with this configuration; returns its id."""
+        channel_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        status, body = await self.call(
+            "PUT", "/v1/sales-channels", json=[{"channel_id": channel_id, **config}]
+        )
+        assert status == 200, body
+        return channel_id
+
     async def add_key(self, name: str, role: str, identity: str | None = None) -> None:
         """An API key for `name` (used as `key=name` in call())."""
         key = f"test-{name}-{uuid.uuid4().hex}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -20,11 +19,7 @@ APPROVERS = ("ann", "ben", "cid", "dee")
 
 async def channel_with(stack: Stack, reasons: list[dict[str, Any]]) -> str:
     """A fresh sales channel with these approval reasons, and keys for the approvers."""
-    channel_id = f"ap-{uuid.uuid4().hex[:8]}"
-    status, body = await stack.call(
-        "PUT", "/v1/sales-channels", json=[{"channel_id": channel_id, "approval_reasons": reasons}]
-    )
-    assert status == 200, body
+    channel_id = await stack.make_channel("ap", approval_reasons=reasons)
     for name in APPROVERS:
         if name not in stack.keys:
             await stack.add_key(name, "approver")

@@ -3,23 +3,13 @@ orders no location can take are NOT_ANNOUNCED."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from tests.integration.conftest import Stack, order_body, unique_sku
 
 
-async def make_channel(stack: Stack, **config: Any) -> str:
-    channel_id = f"ch-{uuid.uuid4().hex[:8]}"
-    status, body = await stack.call(
-        "PUT", "/v1/sales-channels", json=[{"channel_id": channel_id, **config}]
-    )
-    assert status == 200, body
-    return channel_id
-
-
 async def test_backorder_waits_for_stock_then_ships(stack: Stack) -> None:
-    channel = await make_channel(stack, backorder_retry_seconds=0.5, backorder_max_attempts=1000)
+    channel = await stack.make_channel(
+        "ch", backorder_retry_seconds=0.5, backorder_max_attempts=1000
+    )
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 2)])
     order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
@@ -56,7 +46,7 @@ async def test_backorder_waits_for_stock_then_ships(stack: Stack) -> None:
 
 
 async def test_backorder_cancelled_after_the_retry_limit(stack: Stack) -> None:
-    channel = await make_channel(stack, backorder_retry_seconds=0.2, backorder_max_attempts=2)
+    channel = await stack.make_channel("ch", backorder_retry_seconds=0.2, backorder_max_attempts=2)
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 1)])
     order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1), key="ops")
@@ -88,14 +78,14 @@ async def test_unroutable_order_is_not_announced_and_resumes(stack: Stack) -> No
 
 
 async def test_unroutable_order_is_cancelled_when_the_channel_says_so(stack: Stack) -> None:
-    channel = await make_channel(stack, auto_cancel_not_announced=True)
+    channel = await stack.make_channel("ch", auto_cancel_not_announced=True)
     order_id = await stack.create_order(order_body(channel=channel, sku=unique_sku()), key="ops")
     view = await stack.wait_status(order_id, "CANCELLED")
     assert "status_not_announced" in [e["type"] for e in view["events"]]
 
 
 async def test_backordered_lines_are_rerouted_each_on_its_own(stack: Stack) -> None:
-    channel = await make_channel(stack, backorder_retry_seconds=600, backorder_max_attempts=5)
+    channel = await stack.make_channel("ch", backorder_retry_seconds=600, backorder_max_attempts=5)
     sku_a, sku_b = unique_sku(), unique_sku()
     await stack.set_stock(
         [("WH-BERLIN", sku_a, 1), ("WH-BERLIN", sku_b, 1), ("WH-MUNICH", sku_a, 1)]

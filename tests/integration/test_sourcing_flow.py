@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -16,17 +15,8 @@ from aiohttp.test_utils import TestServer
 from tests.integration.conftest import Stack, order_body, unique_sku
 
 
-async def make_channel(stack: Stack, **config: Any) -> str:
-    channel_id = f"src-{uuid.uuid4().hex[:8]}"
-    status, body = await stack.call(
-        "PUT", "/v1/sales-channels", json=[{"channel_id": channel_id, **config}]
-    )
-    assert status == 200, body
-    return channel_id
-
-
 async def test_twenty_orders_race_for_five_units(stack: Stack) -> None:
-    channel = await make_channel(stack, auto_cancel_not_announced=True)
+    channel = await stack.make_channel("src", auto_cancel_not_announced=True)
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
     bodies = [order_body(channel=channel, sku=sku, quantity=1) for _ in range(20)]
@@ -50,8 +40,8 @@ async def test_twenty_orders_race_for_five_units(stack: Stack) -> None:
 
 
 async def test_buffers_and_exclusions_shape_availability_and_routing(stack: Stack) -> None:
-    channel = await make_channel(
-        stack, safety_buffers={"WH-BERLIN": 3, "store": 1}, excluded_locations=["WH-LONDON"]
+    channel = await stack.make_channel(
+        "src", safety_buffers={"WH-BERLIN": 3, "store": 1}, excluded_locations=["WH-LONDON"]
     )
     sku = unique_sku()
     await stack.set_stock(
@@ -124,7 +114,7 @@ async def test_split_lines_ship_from_two_locations(stack: Stack) -> None:
 async def test_ship_complete_waits_in_check_announced_for_manual_assignment(
     stack: Stack,
 ) -> None:
-    channel = await make_channel(stack, split_policy="ship_complete")
+    channel = await stack.make_channel("src", split_policy="ship_complete")
     sku_a, sku_b = unique_sku(), unique_sku()
     await stack.set_stock(
         [("WH-BERLIN", sku_a, 5), ("WH-MUNICH", sku_b, 5), ("WH-LONDON", sku_a, 1)]
@@ -237,7 +227,7 @@ async def test_pickup_order_goes_to_its_store(stack: Stack) -> None:
 
 
 async def test_candidates_beyond_the_distance_tolerance_need_an_operator(stack: Stack) -> None:
-    channel = await make_channel(stack, max_distance_km=500)
+    channel = await stack.make_channel("src", max_distance_km=500)
     sku = unique_sku()
     await stack.set_stock([("WH-LONDON", sku, 5)])
     order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1), key="ops")

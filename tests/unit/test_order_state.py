@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from workflows.model import (
     FulfillmentProgress,
     LineStatus,
-    LineView,
     OrderInput,
     OrderStatus,
-    OrderView,
     ReleaseStatus,
     RoutingDecision,
     ShipmentStatus,
 )
-from workflows.order_state import LineProgress, OrderState, release_key, shipment_key
+from workflows.order_state import OrderState, release_key, shipment_key
 
 NOW = datetime(2025, 1, 13, 9, 0, tzinfo=UTC)
 OID = "WEB-1001"
@@ -39,36 +37,7 @@ def make_order(*quantities: int) -> OrderInput:
 
 
 def make_state(*quantities: int) -> OrderState:
-    """Built exactly as OrderWorkflow.__init__ builds it."""
-    order = make_order(*quantities)
-    view = OrderView(
-        order_id=order.order_id,
-        sales_channel=order.sales_channel,
-        customer_id=order.customer.id,
-        status=OrderStatus.CREATED,
-        created_at=NOW,
-        updated_at=NOW,
-        total=order.total,
-        currency=order.payment.currency,
-        lines=[
-            LineView(
-                line_id=line.line_id,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-            )
-            for line in order.lines
-        ],
-    )
-    return OrderState(
-        view=view,
-        lines={
-            line.line_id: LineProgress(
-                line_id=line.line_id, sku=line.sku, quantity=line.quantity, open=line.quantity
-            )
-            for line in order.lines
-        },
-    )
+    return OrderState.for_order(make_order(*quantities), NOW)
 
 
 def route(state: OrderState, line_id: str, location: str, quantity: int | None = None) -> None:
