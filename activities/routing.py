@@ -6,11 +6,26 @@ One attempt reads locations, channel ATP and backlogs, plans the whole order wit
 before: those units count as its own when it plans again, and whatever the new plan
 does not use is released. When a racing order takes stock between the read and the
 reservation, the attempt plans again on fresh numbers.
+
+Stale attempts: a Temporal attempt that timed out (start-to-close or heartbeat) may go
+on running beside its retry, with the same input and so the same reservation ids. Each
+attempt therefore claims a fence (key: workflow run and activity id, token: the Temporal
+attempt number) before it reads anything, and every reservation write it makes checks
+that fence in the write's own transaction. Once a retry has claimed the fence, the older
+attempt can neither reserve nor release: it stops with a non-retryable `StaleAttempt`
+error, which Temporal discards since that attempt is already over. Whatever it wrote
+before the retry's claim, the retry reads as its own and keeps or releases.
+Route_order heartbeats between planning rounds and reservations, so a heartbeat timeout
+on the workflow side ends a hung attempt early.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.availability import channel_atp, site
 from activities.sourcing import (
@@ -21,7 +36,7 @@ from activities.sourcing import (
     source_order,
 )
 from store import Store
-from store.inventory import ReservationRow
+from store.inventory import Fence, ReservationRow, StaleFence
 from workflows.model import (
     AssignLocationsInput,
     AssignLocationsResult,
@@ -36,10 +51,36 @@ from workflows.model import (
 
 PLAN_ROUNDS = 3
 NO_STOCK = ("no stock", "not enough stock")
+T = TypeVar("T")
 
 
 def reservation_id(order_id: str, line_id: str, attempt: int, location_id: str) -> str:
     return f"{order_id}:{line_id}:{attempt}:{location_id}"
+
+
+def attempt_fence() -> Fence | None:
+    """The fence of the running activity attempt; None outside an activity (direct calls
+    in tests and benchmarks are not fenced)."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    run_id = info.workflow_run_id or info.activity_run_id
+    if run_id is None:
+        return None
+    return Fence(key=f"{run_id}:{info.activity_id}", token=info.attempt)
+
+
+def heartbeat(*details: Any) -> None:
+    if activity.in_activity():
+        activity.heartbeat(*details)
+
+
+def stale(reason: str) -> ApplicationError:
+    return ApplicationError(
+        f"a newer attempt of this activity is running: {reason}",
+        type="StaleAttempt",
+        non_retryable=True,
+    )
 
 
 def explain(scores: list[CandidateScore]) -> tuple[list[Candidate], int]:
@@ -130,18 +171,35 @@ class RoutingActivities:
             pickup_location_id=delivery.pickup_location_id if delivery else None,
         )
 
+    async def _fenced(self, run: Callable[[Fence | None], Awaitable[T]]) -> T:
+        """Claim this attempt's fence, then run; StaleAttempt when a newer attempt has
+        claimed it (before the start or at any fenced write)."""
+        fence = attempt_fence()
+        if fence is not None and not await self.store.inventory.claim_fence(fence):
+            raise stale(f"attempt {fence.token} started after a newer one")
+        try:
+            return await run(fence)
+        except StaleFence as err:
+            activity.logger.warning("stale attempt stopped: %s", err)
+            raise stale(str(err)) from None
+
     @activity.defn(name="route_order")
     async def route_order(self, input: RouteOrderInput) -> RouteOrderResult:
+        return await self._fenced(lambda fence: self._route_order(input, fence))
+
+    async def _route_order(self, input: RouteOrderInput, fence: Fence | None) -> RouteOrderResult:
         channel = await self._channel(input.sales_channel)
         locations = [
             LocationConfig.model_validate(raw) for raw in await self.store.config.locations()
         ]
         if not input.per_line:
-            return await self._route_group(input, channel, locations)
+            return await self._route_group(input, channel, locations, fence)
         # backorders: each line on its own, so one line without stock does not hold
         # back another that has some
         results = [
-            await self._route_group(input.model_copy(update={"lines": [line]}), channel, locations)
+            await self._route_group(
+                input.model_copy(update={"lines": [line]}), channel, locations, fence
+            )
             for line in input.lines
         ]
         outcomes = {r.outcome for r in results}
@@ -163,13 +221,15 @@ class RoutingActivities:
         input: RouteOrderInput,
         channel: SalesChannelConfig,
         locations: list[LocationConfig],
+        fence: Fence | None,
     ) -> RouteOrderResult:
         attempts = {line.line_id: line.attempt for line in input.lines}
         skus = {line.line_id: line.sku for line in input.lines}
         prefixes = tuple(f"{input.order_id}:{lid}:{n}:" for lid, n in attempts.items())
         plan: SourcingPlan | None = None
         short = False
-        for _ in range(PLAN_ROUNDS):
+        for round_no in range(1, PLAN_ROUNDS + 1):
+            heartbeat(f"planning round {round_no}")
             ours = [
                 r
                 for r in await self.store.inventory.reservations_for_order(input.order_id)
@@ -181,14 +241,9 @@ class RoutingActivities:
             short = False
             for a in plan.assignments:
                 rid = reservation_id(input.order_id, a.line_id, attempts[a.line_id], a.location_id)
-                held_before = await self.store.inventory.get_reservation(rid)
-                if (
-                    held_before is not None
-                    and held_before.status == "ACTIVE"
-                    and held_before.quantity != a.quantity
-                ):
-                    # an earlier try of this attempt held another amount here: take it anew
-                    await self.store.inventory.release(rid)
+                heartbeat(f"reserving {rid}")
+                # resize: an earlier try of this attempt held another amount here, which
+                # is given back and taken anew in one transaction
                 ok = await self.store.inventory.reserve(
                     reservation_id=rid,
                     order_id=input.order_id,
@@ -196,6 +251,8 @@ class RoutingActivities:
                     location_id=a.location_id,
                     sku=skus[a.line_id],
                     quantity=a.quantity,
+                    fence=fence,
+                    resize=True,
                 )
                 short = short or not ok
             if not short:
@@ -214,9 +271,14 @@ class RoutingActivities:
         )
         # release whatever this attempt holds that the final plan does not use (all of it
         # when the last round still came up short)
+        heartbeat("releasing unused reservations")
         for res in await self.store.inventory.reservations_for_order(input.order_id):
-            if res.reservation_id.startswith(prefixes) and res.reservation_id not in wanted:
-                await self.store.inventory.release(res.reservation_id)
+            if (
+                res.reservation_id.startswith(prefixes)
+                and res.reservation_id not in wanted
+                and res.status in ("ACTIVE", "PICKED")
+            ):
+                await self.store.inventory.release(res.reservation_id, fence=fence)
         held = {
             r.reservation_id: r
             for r in await self.store.inventory.reservations_for_order(input.order_id)
@@ -289,6 +351,11 @@ class RoutingActivities:
     @activity.defn(name="assign_locations")
     async def assign_locations(self, input: AssignLocationsInput) -> AssignLocationsResult:
         """Reserve an operator's manual choice; all lines or none."""
+        return await self._fenced(lambda fence: self._assign_locations(input, fence))
+
+    async def _assign_locations(
+        self, input: AssignLocationsInput, fence: Fence | None
+    ) -> AssignLocationsResult:
         refused: dict[str, str] = {}
         made: list[str] = []
         decisions: list[RoutingDecision] = []
@@ -301,6 +368,7 @@ class RoutingActivities:
                 location_id=line.location_id,
                 sku=line.sku,
                 quantity=line.quantity,
+                fence=fence,
             )
             if not ok:
                 refused[line.line_id] = (
@@ -320,6 +388,6 @@ class RoutingActivities:
             )
         if refused:
             for rid in made:
-                await self.store.inventory.release(rid)
+                await self.store.inventory.release(rid, fence=fence)
             decisions = []
         return AssignLocationsResult(decisions=decisions, refused=refused)

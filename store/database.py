@@ -59,9 +59,14 @@ def _sourcing_columns(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Base.metadata.tables["inventory_adjustments"]])
 
 
+def _routing_fences(conn: Connection) -> None:
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["routing_fences"]])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "location sourcing attributes, inventory adjustments", _sourcing_columns),
+    (3, "routing fences against stale activity attempts", _routing_fences),
 ]
 
 

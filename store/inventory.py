@@ -9,25 +9,54 @@ racing for the last unit never both get it, on SQLite (single writer) and Postgr
 
 and a transition changes the inventory only when its guarded UPDATE hit the row, so
 a retried activity applies each effect exactly once.
+
+Fences guard against a stale attempt of an activity: one that timed out on the
+Temporal side but still runs beside its retry. Each attempt claims the fence of its
+scheduled activity with its attempt number (`claim_fence`); a write given a `Fence`
+first checks, in its own transaction, that no newer attempt has claimed it since
+(PostgreSQL: the fence row is locked FOR UPDATE, so a newer claim waits for the write
+to commit; SQLite: every transaction is BEGIN IMMEDIATE, one at a time) and otherwise
+raises `StaleFence` and writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.database import Database, utcnow
-from store.tables import Inventory, InventoryAdjustment, Reservation
+from store.tables import Inventory, InventoryAdjustment, Reservation, RoutingFence
 
 BATCH = 1000
+# fences of activities scheduled longer ago than this are deleted, a few per claim
+FENCE_TTL = timedelta(days=1)
+FENCE_SWEEP = 100
 
 
 class _Conflict(Exception):
     """A concurrent transaction changed the reservation: roll back and look again."""
+
+
+class _Short(Exception):
+    """Not enough stock: roll back whatever the transaction changed."""
+
+
+class StaleFence(Exception):
+    """A newer attempt holds the fence: this attempt must write nothing more."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One attempt of one scheduled activity: `key` names the activity, `token` is the
+    attempt number (higher is newer)."""
+
+    key: str
+    token: int
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,64 @@ class InventoryRepository:
             row = await session.get(Reservation, reservation_id)
             return _reservation(row) if row else None
 
+    async def claim_fence(self, fence: Fence) -> bool:
+        """Record this attempt on its fence (the token only grows); True when no newer
+        attempt claimed it before. Also deletes a few fences older than FENCE_TTL."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await self._sweep_fences(session, now - FENCE_TTL)
+            stmt = self.db.insert(RoutingFence).values(
+                fence_key=fence.key, token=fence.token, updated_at=now
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["fence_key"],
+                set_={
+                    "token": self._greatest(RoutingFence.token, stmt.excluded.token),
+                    "updated_at": now,
+                },
+            )
+            await session.execute(stmt)
+            token = (
+                await session.execute(
+                    select(RoutingFence.token).where(RoutingFence.fence_key == fence.key)
+                )
+            ).scalar_one()
+            return bool(token == fence.token)
+
+    async def fence_token(self, key: str) -> int | None:
+        async with self.db.sessions() as session:
+            return (
+                await session.execute(
+                    select(RoutingFence.token).where(RoutingFence.fence_key == key)
+                )
+            ).scalar_one_or_none()
+
+    async def _sweep_fences(self, session: AsyncSession, cutoff: datetime) -> None:
+        old = (
+            select(RoutingFence.fence_key)
+            .where(RoutingFence.updated_at < cutoff)
+            .order_by(RoutingFence.updated_at)
+            .limit(FENCE_SWEEP)
+        )
+        if not self.db.is_sqlite:
+            # never wait for (or deadlock with) another claim sweeping the same rows
+            old = old.with_for_update(skip_locked=True)
+        await session.execute(delete(RoutingFence).where(RoutingFence.fence_key.in_(old)))
+
+    async def _hold_fence(self, session: AsyncSession, fence: Fence | None) -> None:
+        """Raise StaleFence unless `fence` still holds its token; on PostgreSQL the row
+        stays locked until the transaction ends, so no newer claim slips in between."""
+        if fence is None:
+            return
+        query = select(RoutingFence.token).where(RoutingFence.fence_key == fence.key)
+        if not self.db.is_sqlite:
+            query = query.with_for_update()
+        token = (await session.execute(query)).scalar_one_or_none()
+        if token != fence.token:
+            raise StaleFence(
+                f"fence {fence.key}: attempt {fence.token} superseded by attempt {token}"
+            )
+
     async def reserve(
         self,
         *,
@@ -194,76 +281,107 @@ class InventoryRepository:
         location_id: str,
         sku: str,
         quantity: int,
+        fence: Fence | None = None,
+        resize: bool = False,
     ) -> bool:
         """Reserve `quantity` units; idempotent per reservation_id. False when short.
 
         A RELEASED reservation asked for again is taken up anew (a new reserve after the
-        release, e.g. when routing plans the same location once more)."""
+        release, e.g. when routing plans the same location once more). An ACTIVE one
+        under the same id with another quantity is refused, unless `resize`: then it is
+        given back and the new amount taken in the same transaction (all or nothing).
+        With a `fence`, nothing is written unless the fence still holds its token
+        (StaleFence otherwise)."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            existing = await session.get(Reservation, reservation_id)
-            if existing is not None and existing.status != "RELEASED":
-                if existing.status == "ACTIVE" and existing.quantity != quantity:
-                    return False  # a different amount under the same key: refuse
-                return existing.location_id == location_id and existing.sku == sku
-            hit = await session.execute(
-                update(Inventory)
-                .where(
-                    Inventory.location_id == location_id,
-                    Inventory.sku == sku,
-                    Inventory.on_hand - Inventory.reserved >= quantity,
-                )
-                .values(reserved=Inventory.reserved + quantity, updated_at=now)
-            )
-            if hit.rowcount != 1:  # type: ignore[attr-defined]
-                return False
-            if existing is not None:
-                revived = await session.execute(
-                    update(Reservation)
+        try:
+            async with self.db.transaction() as session:
+                await self._hold_fence(session, fence)
+                existing = await session.get(Reservation, reservation_id)
+                if (
+                    resize
+                    and existing is not None
+                    and existing.status == "ACTIVE"
+                    and existing.quantity != quantity
+                ):
+                    if not await self._release_row(session, existing, now):
+                        raise _Conflict
+                    existing = await session.get(
+                        Reservation, reservation_id, populate_existing=True
+                    )
+                if existing is not None and existing.status != "RELEASED":
+                    if existing.status == "ACTIVE" and existing.quantity != quantity:
+                        return False  # a different amount under the same key: refuse
+                    return existing.location_id == location_id and existing.sku == sku
+                hit = await session.execute(
+                    update(Inventory)
                     .where(
-                        Reservation.reservation_id == reservation_id,
-                        Reservation.status == "RELEASED",
+                        Inventory.location_id == location_id,
+                        Inventory.sku == sku,
+                        Inventory.on_hand - Inventory.reserved >= quantity,
                     )
-                    .values(
-                        status="ACTIVE", quantity=quantity, location_id=location_id, updated_at=now
+                    .values(reserved=Inventory.reserved + quantity, updated_at=now)
+                )
+                if hit.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _Short
+                if existing is not None:
+                    revived = await session.execute(
+                        update(Reservation)
+                        .where(
+                            Reservation.reservation_id == reservation_id,
+                            Reservation.status == "RELEASED",
+                        )
+                        .values(
+                            status="ACTIVE",
+                            quantity=quantity,
+                            location_id=location_id,
+                            updated_at=now,
+                        )
+                    )
+                    if revived.rowcount != 1:  # type: ignore[attr-defined]
+                        raise _Conflict  # someone else revived it: undo our inventory change
+                    return True
+                session.add(
+                    Reservation(
+                        reservation_id=reservation_id,
+                        order_id=order_id,
+                        line_id=line_id,
+                        location_id=location_id,
+                        sku=sku,
+                        quantity=quantity,
+                        status="ACTIVE",
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
-                if revived.rowcount != 1:  # type: ignore[attr-defined]
-                    raise _Conflict  # someone else revived it: undo our inventory change
                 return True
-            session.add(
-                Reservation(
-                    reservation_id=reservation_id,
-                    order_id=order_id,
-                    line_id=line_id,
-                    location_id=location_id,
-                    sku=sku,
-                    quantity=quantity,
-                    status="ACTIVE",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            return True
+        except _Short:
+            return False
 
-    async def release(self, reservation_id: str) -> bool:
-        """Give the reserved units back; True only for the call that released them."""
+    async def release(self, reservation_id: str, *, fence: Fence | None = None) -> bool:
+        """Give the reserved units back; True only for the call that released them.
+        With a `fence`, as in `reserve`."""
         now = utcnow()
         async with self.db.transaction() as session:
+            await self._hold_fence(session, fence)
             row = await session.get(Reservation, reservation_id)
-            if row is None or row.status not in ("ACTIVE", "PICKED"):
+            if row is None:
                 return False
-            hit = await session.execute(
-                update(Reservation)
-                .where(
-                    Reservation.reservation_id == reservation_id, Reservation.status == row.status
-                )
-                .values(status="RELEASED", updated_at=now)
+            return await self._release_row(session, row, now)
+
+    async def _release_row(self, session: AsyncSession, row: Reservation, now: datetime) -> bool:
+        if row.status not in ("ACTIVE", "PICKED"):
+            return False
+        hit = await session.execute(
+            update(Reservation)
+            .where(
+                Reservation.reservation_id == row.reservation_id, Reservation.status == row.status
             )
-            if hit.rowcount != 1:  # type: ignore[attr-defined]
-                return False
-            await self._add_reserved(session, row, -row.quantity)
-            return True
+            .values(status="RELEASED", updated_at=now)
+        )
+        if hit.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        await self._add_reserved(session, row, -row.quantity)
+        return True
 
     async def record_pick(self, reservation_id: str, picked: int) -> bool:
         """Units not found are gone from on-hand (an inventory correction) and no longer

@@ -127,6 +127,20 @@ class Reservation(Base):
     updated_at: Mapped[datetime]
 
 
+class RoutingFence(Base):
+    """The newest attempt of each scheduled routing activity (migration 3). A routing
+    write checks the fence in its own transaction, so an attempt that timed out but is
+    still running changes nothing once its retry has claimed the fence."""
+
+    __tablename__ = "routing_fences"
+    # f"{workflow_run_id}:{activity_id}": one scheduled activity
+    fence_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # the highest attempt number that claimed the fence
+    token: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+    __table_args__ = (Index("ix_routing_fences_updated_at", "updated_at"),)
+
+
 class Order(Base):
     __tablename__ = "orders"
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
