@@ -15,7 +15,7 @@ that fence in the write's own transaction. Once a retry has claimed the fence, t
 attempt can neither reserve nor release: it stops with a non-retryable `StaleAttempt`
 error, which Temporal discards since that attempt is already over. Whatever it wrote
 before the retry's claim, the retry reads as its own and keeps or releases.
-Route_order heartbeats between planning rounds and reservations, so a heartbeat timeout
+`route_order` heartbeats between planning rounds and reservations, so a heartbeat timeout
 on the workflow side ends a hung attempt early.
 """
 

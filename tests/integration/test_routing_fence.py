@@ -21,7 +21,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -30,7 +31,7 @@ from store import Store
 from store.database import Database, utcnow
 from store.inventory import FENCE_TTL, Fence, InventoryRepository
 from store.tables import Inventory, Reservation, RoutingFence
-from tests.integration.conftest import BERLIN, WAIT_SECONDS, Stack, unique_sku
+from tests.integration.conftest import BERLIN, WAIT_SECONDS, Stack, order_body, unique_sku
 from workflows.model import (
     Address,
     AssignLine,
@@ -39,6 +40,7 @@ from workflows.model import (
     RouteLine,
     RouteOrderInput,
 )
+from workflows.order import order_workflow_id
 
 HELD = ("ACTIVE", "PICKED")
 
@@ -328,3 +330,97 @@ async def test_fences_older_than_a_day_are_deleted_by_later_claims(stack: Stack)
     assert await inventory.claim_fence(Fence(recent_key, 3))
     assert not await inventory.claim_fence(Fence(recent_key, 2))
     assert await inventory.fence_token(recent_key) == 3
+
+
+class HoldingInventory(InventoryRepository):
+    """The real repository, except that the first fenced write pauses right after its
+    fence check, inside its transaction (holding the fence row on PostgreSQL, the write
+    lock on SQLite)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.paused = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def _hold_fence(self, session: AsyncSession, fence: Fence | None) -> None:
+        await super()._hold_fence(session, fence)
+        if fence is not None and not self.paused.is_set():
+            self.paused.set()
+            await self.go.wait()
+
+
+async def claims_waiting_on_a_lock(stack: Stack) -> int:
+    async with stack.store.db.sessions() as session:
+        return int(
+            (
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND query ILIKE '%routing_fences%'"
+                    )
+                )
+            ).scalar_one()
+        )
+
+
+async def test_a_retry_waits_for_a_write_in_flight(stack: Stack) -> None:
+    """Attempt 1 is inside its reservation's transaction when the retry starts: the
+    retry's claim waits for that transaction (PostgreSQL: the fence row is locked), then
+    finds the reservation and keeps it as its own. One reservation, both agree."""
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = f"F-{uuid.uuid4().hex[:10]}"
+    run_id = str(uuid.uuid4())
+    input = route_input(order_id, "web", sku, 2)
+    inventory = HoldingInventory(stack.store.db)
+    holding_store = Store(stack.store.db)
+    holding_store.inventory = inventory
+    first = asyncio.create_task(
+        attempt_env(run_id, 1).run(RoutingActivities(holding_store).route_order, input)
+    )
+    retry: asyncio.Task[Any] | None = None
+    try:
+        await asyncio.wait_for(inventory.paused.wait(), WAIT_SECONDS)
+        retry = asyncio.create_task(
+            attempt_env(run_id, 2).run(RoutingActivities(stack.store).route_order, input)
+        )
+        if stack.backend == "postgresql":
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT_SECONDS
+            while await claims_waiting_on_a_lock(stack) == 0:
+                assert not retry.done(), retry
+                assert loop.time() < deadline, "the retry's claim never waited for the lock"
+                await asyncio.sleep(0.05)
+    finally:
+        inventory.go.set()
+    stale_result = await asyncio.wait_for(first, WAIT_SECONDS)
+    assert retry is not None
+    result = await asyncio.wait_for(retry, WAIT_SECONDS)
+    assert result.outcome == stale_result.outcome == "assigned"
+    [decision] = result.decisions
+    assert [d.reservation_id for d in stale_result.decisions] == [decision.reservation_id]
+    assert await held(stack, order_id) == {decision.reservation_id: ("WH-BERLIN", 2)}
+    assert (await stack.atp(sku))["WH-BERLIN"] == 3
+    await assert_reserved_matches(stack, sku)
+
+
+async def test_an_order_routed_by_the_worker_claims_its_fence(stack: Stack) -> None:
+    """Through the real worker: the order is routed and its reservation held, and the
+    routing attempt claimed the fence of its workflow run and activity."""
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=2))
+    view = await stack.wait_for(
+        order_id, lambda v: any(r.get("location_id") for r in v["routing"]), "a routed line"
+    )
+    assert [r["location_id"] for r in view["routing"] if r.get("location_id")] == ["WH-BERLIN"]
+    assert (await stack.atp(sku))["WH-BERLIN"] == 3
+    run_id = (await stack.client.get_workflow_handle(order_workflow_id(order_id)).describe()).run_id
+    async with stack.store.db.sessions() as session:
+        tokens = (
+            await session.execute(
+                select(RoutingFence.token).where(RoutingFence.fence_key.startswith(f"{run_id}:"))
+            )
+        ).scalars()
+        assert list(tokens) == [1]
+    await assert_reserved_matches(stack, sku)
