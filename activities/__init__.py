@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from temporalio.client import Client
+
 from activities.approval import ApprovalActivities
 from activities.documents import DocumentActivities
 from activities.fulfillment import FulfillmentActivities
 from activities.inventory import InventoryActivities
 from activities.projection import ProjectionActivities
+from activities.reconcile import ReconcileActivities
 from activities.response import ResponseActivities
 from activities.routing import RoutingActivities
 from activities.submission import SubmissionActivities
@@ -17,7 +20,11 @@ from activities.validation import ValidationActivities
 from store import Store
 
 
-def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., Any]]:
+def all_activities(
+    store: Store, *, webhook_secret: str, client: Client | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity of the worker. `client` is the Temporal client the reconciliation
+    asks about workflows; without it, it uses the client of the worker running it."""
     validation = ValidationActivities(store)
     routing = RoutingActivities(store)
     response = ResponseActivities(store)
@@ -27,6 +34,7 @@ def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., A
     inventory = InventoryActivities(store)
     projection = ProjectionActivities(store)
     approval = ApprovalActivities(webhook_secret)
+    reconcile = ReconcileActivities(store, client)
     return [
         validation.validate_order,
         routing.route_order,
@@ -43,4 +51,5 @@ def all_activities(store: Store, *, webhook_secret: str) -> list[Callable[..., A
         inventory.release_reservations,
         approval.notify_approvers,
         projection.project_order,
+        reconcile.reconcile_reservations,
     ]

@@ -1,4 +1,5 @@
-"""Worker entry point: runs the order and fulfillment workflows and every activity."""
+"""Worker entry point: runs the order, fulfillment and reconciliation workflows and every
+activity, and makes sure the reconciliation schedule exists."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from temporalio.worker import Worker
 from activities import all_activities
 from store import Store
 from workers.client import connect
+from workers.schedules import ensure_reconcile_schedule
 from workers.settings import Settings
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reconcile import ReconcileReservationsWorkflow
 
 log = logging.getLogger("oms.worker")
 
-WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow]
+WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ReconcileReservationsWorkflow]
 
 
 def build_worker(client: Client, store: Store, settings: Settings) -> Worker:
@@ -26,7 +29,7 @@ def build_worker(client: Client, store: Store, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=all_activities(store, webhook_secret=settings.webhook_secret),
+        activities=all_activities(store, webhook_secret=settings.webhook_secret, client=client),
         max_concurrent_activities=50,
     )
 
@@ -35,6 +38,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     store = await Store.open(settings.resolved_database_url())
     client = await connect(settings)
     worker = build_worker(client, store, settings)
+    try:
+        await ensure_reconcile_schedule(client, settings)
+    except ValueError:
+        raise  # OMS_RECONCILE_INTERVAL_SECONDS out of range: refuse to start
+    except Exception:  # the worker still serves orders; the next start tries again
+        log.exception("could not create or update the reservation reconciliation schedule")
     log.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
     try:
         async with worker:

@@ -27,6 +27,11 @@ class Settings:
     # production stack, where no demo keys are seeded)
     bootstrap_admin_key: str = field(default_factory=lambda: _env("BOOTSTRAP_ADMIN_KEY", ""))
     webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", "dev-secret"))
+    # how often the schedule `oms-reconcile-reservations` gives back the stock of orders
+    # whose workflow ended without releasing it (workers/schedules.py)
+    reconcile_interval_seconds: int = field(
+        default_factory=lambda: int(_env("RECONCILE_INTERVAL_SECONDS", "300"))
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
