@@ -15,8 +15,8 @@ that fence in the write's own transaction. Once a retry has claimed the fence, t
 attempt can neither reserve nor release: it stops with a non-retryable `StaleAttempt`
 error, which Temporal discards since that attempt is already over. Whatever it wrote
 before the retry's claim, the retry reads as its own and keeps or releases.
-`route_order` heartbeats between planning rounds and reservations, so a heartbeat timeout
-on the workflow side ends a hung attempt early.
+Both activities heartbeat between planning rounds and reservations, so a heartbeat
+timeout on the workflow side ends a hung attempt early.
 """
 
 from __future__ import annotations
@@ -361,6 +361,7 @@ class RoutingActivities:
         decisions: list[RoutingDecision] = []
         for line in input.lines:
             rid = reservation_id(input.order_id, line.line_id, line.attempt, line.location_id)
+            heartbeat(f"reserving {rid}")
             ok = await self.store.inventory.reserve(
                 reservation_id=rid,
                 order_id=input.order_id,
@@ -387,6 +388,7 @@ class RoutingActivities:
                 )
             )
         if refused:
+            heartbeat("releasing the lines reserved")
             for rid in made:
                 await self.store.inventory.release(rid, fence=fence)
             decisions = []

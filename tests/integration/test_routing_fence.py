@@ -270,10 +270,12 @@ async def test_stale_manual_assignment_keeps_the_retrys_units(stack: Stack) -> N
     )
     async with stale_attempt(stack, "before release", assign, run_id, input) as (_, first):
         await stack.set_stock([("WH-BERLIN", sku2, 3)])
-        retry = await attempt_env(run_id, 2).run(
+        heartbeats: list[Any] = []
+        retry = await attempt_env(run_id, 2, heartbeats).run(
             RoutingActivities(stack.store).assign_locations, input
         )
         assert not retry.refused, retry
+        assert heartbeats, "assign_locations sent no heartbeat"
         assert {d.line_id for d in retry.decisions} == {"1", "2"}
     await stale_error(first)
 
