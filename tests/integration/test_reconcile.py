@@ -14,19 +14,31 @@ from typing import Any
 
 import pytest
 from temporalio.client import (
+    Schedule,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleHandle,
     ScheduleOverlapPolicy,
     WorkflowExecutionStatus,
 )
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment
 
+from activities.reconcile import ReconcileActivities
+from store.reconcile import ReconcileRepository
 from tests.integration.conftest import WAIT_SECONDS, Stack, order_body, unique_sku
+from workers.main import serve
 from workers.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.model import FulfillmentInput, FulfillmentLine
 from workflows.reconcile import ReconcileReservationsWorkflow
-from workflows.reconcile_model import ReconcileInput, ReconcileReport
+from workflows.reconcile_model import (
+    ReconcileCursor,
+    ReconcileInput,
+    ReconcilePageInput,
+    ReconcilePageResult,
+    ReconcileReport,
+)
 
 EVENT = "reservations_reconciled"
 
@@ -44,11 +56,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
     pytest.fail(f"{what} not reached in {WAIT_SECONDS}s (last: {last!r})")
 
 
-async def reconcile(stack: Stack) -> ReconcileReport:
+async def reconcile(stack: Stack, input: ReconcileInput | None = None) -> ReconcileReport:
     """One run of the reconciliation workflow on the stack's task queue."""
     return await stack.client.execute_workflow(
         ReconcileReservationsWorkflow.run,
-        ReconcileInput(),
+        input or ReconcileInput(),
         id=f"reconcile-test-{uuid.uuid4().hex[:10]}",
         task_queue=stack.settings.task_queue,
         execution_timeout=timedelta(seconds=WAIT_SECONDS),
@@ -197,9 +209,12 @@ async def test_terminated_order_awaiting_approval_is_reconciled_once(stack: Stac
     [detail] = await reconciled_events(stack, order_id)
     assert reservation.reservation_id in detail and "TERMINATED" in detail, detail
 
-    # and once more later: nothing left to do, nothing written
-    later = await reconcile(stack)
+    # and once more later, one order per page: nothing left to do, nothing written,
+    # every order holding stock checked exactly once
+    holding = await ReconcileRepository(stack.store.db).holding_orders(limit=5000)
+    later = await reconcile(stack, ReconcileInput(page_size=1, max_pages=1000))
     assert not later.errors, later
+    assert later.orders_checked == len(holding) and later.orders_closed == 0, later
     assert await stack.atp(sku, channel="b2b") == {"WH-BERLIN": 3}
     assert await reserved(stack, sku) == {"WH-BERLIN": 0}
     assert len(await reconciled_events(stack, order_id)) == 1
@@ -313,3 +328,77 @@ async def test_picked_units_of_a_closed_order_and_release_go_back(stack: Stack) 
     assert key not in await work_order_keys(stack, "WH-BERLIN")
     [detail] = await reconciled_events(stack, order_id)
     assert f"cancelled shipment {key}" in detail and "was PICKED" in detail, detail
+
+
+async def test_a_retried_page_carries_on_after_its_last_heartbeat(stack: Stack) -> None:
+    skus = [unique_sku(), unique_sku()]
+    await stack.set_stock([("WH-BERLIN", sku, 1) for sku in skus])
+    order_ids = []
+    for sku in skus:  # one after the other: the first holds the older reservation
+        order_ids.append(await stack.create_order(order_body(sku=sku, quantity=1)))
+        await stack.wait_status(order_ids[-1], "IN_FULFILLMENT")
+    for order_id in order_ids:
+        await terminate(stack, order_id)
+        release = stack.client.get_workflow_handle(f"order-{order_id}-release-1")
+        if (await release.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await release.terminate(reason="terminated by an operator (test)")
+    holding = await ReconcileRepository(stack.store.db).holding_orders(limit=5000)
+    first = next(o for o in holding if o.order_id == order_ids[0])
+    assert [o.order_id for o in holding].index(order_ids[0]) < [o.order_id for o in holding].index(
+        order_ids[1]
+    )
+
+    # attempt 2 of a page whose attempt 1 heartbeat after finishing the first order
+    done = ReconcilePageResult(
+        report=ReconcileReport(orders_checked=7),
+        next=ReconcileCursor(first_reserved_at=first.first_reserved_at, order_id=first.order_id),
+    )
+    env = ActivityEnvironment(client=stack.client)
+    env.info = replace(env.info, attempt=2, heartbeat_details=[done.model_dump(mode="json")])
+    activity = ReconcileActivities(stack.store)
+    result = await env.run(activity.reconcile_reservations, ReconcilePageInput(limit=5000))
+    assert not result.report.errors, result
+    assert result.report.orders_checked > 7  # counted on from the heartbeat
+    assert result.next is None
+    # the order the first attempt had finished is not looked at again
+    assert await reservation_statuses(stack, order_ids[0]) == ["ACTIVE"]
+    assert await reservation_statuses(stack, order_ids[1]) == ["RELEASED"]
+    assert await stack.atp(skus[1]) == {"WH-BERLIN": 1}
+
+    # the next run picks the first one up as well
+    report = await reconcile(stack)
+    assert not report.errors, report
+    assert await reservation_statuses(stack, order_ids[0]) == ["RELEASED"]
+    assert await stack.atp(skus[0]) == {"WH-BERLIN": 1}
+
+
+async def test_worker_start_creates_the_schedule(stack: Stack) -> None:
+    """What `make dev` and `oms-worker` run: the worker's start puts the schedule in
+    place on its task queue."""
+    settings = replace(
+        stack.settings,
+        temporal_address=stack.client.service_client.config.target_host,
+        task_queue=f"oms-test-{uuid.uuid4().hex[:8]}",
+    )
+    handle = stack.client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+
+    async def schedule() -> Schedule | None:
+        try:
+            return (await handle.describe()).schedule
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(serve(settings, stop))
+    try:
+        found: Schedule = await eventually(schedule, "the schedule oms-reconcile-reservations")
+        action = found.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert action.task_queue == settings.task_queue
+        assert [i.every for i in found.spec.intervals] == [timedelta(seconds=300)]
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, WAIT_SECONDS)
+        await handle.delete()
