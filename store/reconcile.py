@@ -17,7 +17,9 @@ from store.database import Database
 from store.inventory import ReservationRow
 from store.tables import Order, OrderEvent, Reservation, Shipment, WorkOrder
 
-# Reservation states that still hold units in `inventory.reserved`.
+# Reservation states that still hold units in `inventory.reserved`. A pick that found
+# nothing leaves its reservation PICKED with quantity 0 (store/inventory.py record_pick),
+# also on orders that went on normally: those hold nothing and are not looked at.
 HOLDING = ("ACTIVE", "PICKED")
 
 # Events written outside the order workflow get sequence numbers from this value up.
@@ -84,7 +86,7 @@ class ReconcileRepository:
         first = func.min(Reservation.created_at)
         query = (
             select(Reservation.order_id, first)
-            .where(Reservation.status.in_(HOLDING))
+            .where(Reservation.status.in_(HOLDING), Reservation.quantity > 0)
             .group_by(Reservation.order_id)
         )
         if after is not None:
@@ -109,7 +111,11 @@ class ReconcileRepository:
             )
             rows = await session.execute(
                 select(Reservation)
-                .where(Reservation.order_id.in_(ids), Reservation.status.in_(HOLDING))
+                .where(
+                    Reservation.order_id.in_(ids),
+                    Reservation.status.in_(HOLDING),
+                    Reservation.quantity > 0,
+                )
                 .order_by(Reservation.created_at, Reservation.reservation_id)
             )
             orders = {

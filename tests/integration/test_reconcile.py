@@ -402,3 +402,38 @@ async def test_worker_start_creates_the_schedule(stack: Stack) -> None:
         stop.set()
         await asyncio.wait_for(worker, WAIT_SECONDS)
         await handle.delete()
+
+
+async def test_completed_order_after_a_pick_that_found_nothing_is_not_touched(
+    stack: Stack,
+) -> None:
+    """A pick of 0 leaves its reservation PICKED with 0 units; the order goes on to
+    another location and completes. Nothing is held, so nothing is reconciled."""
+    channel = await stack.make_channel("rc", return_window_days=0)
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 2), ("WH-MUNICH", sku, 5)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
+    first = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, body = await stack.call(
+        "POST",
+        f"/v1/shipments/{first}/pick",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
+    )
+    assert status == 200, body
+    second = await stack.current_shipment(order_id, "WH-MUNICH")
+    await stack.fulfil(second, "WH-MUNICH", {"1": 2})
+    await stack.wait_status(order_id, "COMPLETED")
+    workflow = stack.client.get_workflow_handle(f"order-{order_id}")
+
+    async def closed() -> bool:
+        return (await workflow.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    await eventually(closed, "the order workflow completed")
+    before = await stack.atp(sku)
+
+    report = await reconcile(stack)
+    assert not report.errors, report
+    assert await reconciled_events(stack, order_id) == []
+    assert await stack.atp(sku) == before
+    assert await reserved(stack, sku) == {"WH-BERLIN": 0, "WH-MUNICH": 0}
