@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, RootModel
@@ -11,6 +11,7 @@ from activities.availability import channel_atp, safety_buffer, serves
 from api.auth import require
 from api.context import STORE
 from api.errors import ApiError, parse, read_json
+from api.schemas import LocationConfigIn, SalesChannelConfigIn
 from workflows.model import Identifier, LocationConfig, SalesChannelConfig
 
 routes = web.RouteTableDef()
@@ -151,11 +152,13 @@ async def get_locations(request: web.Request) -> web.Response:
     return web.json_response({"locations": await request.app[STORE].config.locations()})
 
 
-class LocationList(RootModel[list[LocationConfig]]):
+# writes are validated with the strict API schemas (api/schemas.py); what is stored is
+# read back with the tolerant types of workflows/model.py
+class LocationList(RootModel[Annotated[list[LocationConfigIn], Field(max_length=10_000)]]):
     pass
 
 
-class ChannelList(RootModel[list[SalesChannelConfig]]):
+class ChannelList(RootModel[Annotated[list[SalesChannelConfigIn], Field(max_length=1000)]]):
     pass
 
 
@@ -187,15 +190,6 @@ async def put_channels(request: web.Request) -> web.Response:
         )
         for ref in refs
         if ref not in known and not (name == "safety_buffers" and ref in ("warehouse", "store"))
-    ]
-    problems += [
-        {
-            "field": f"{i}.safety_buffers",
-            "message": "buffers are units >= 0",
-            "type": "invalid_buffer",
-        }
-        for i, channel in enumerate(channels)
-        if any(v < 0 for v in channel.safety_buffers.values())
     ]
     if problems:
         raise ApiError(

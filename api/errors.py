@@ -55,11 +55,25 @@ def field_errors(err: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _not_json(constant: str) -> Any:
+    # Python's json reads these, JSON does not; a NaN or Infinity must never be stored
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: no NaN/Infinity. Numbers too large for a float still read as inf;
+    the schemas refuse those with a field error."""
+    return json.loads(text, parse_constant=_not_json)
+
+
 async def read_json(request: web.Request) -> Any:
+    """The body as JSON; a body over the app's client_max_size is a 413 (HTTPException)."""
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return await request.json(loads=loads)
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise ApiError(400, "invalid_json", "request body is nested too deeply") from err
 
 
 def parse(model: type[M], data: Any) -> M:
@@ -112,7 +126,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             err.status, "http_error"
         )
-        return error_response(err.status, code, err.reason)
+        # a 413 says the limit ("Maximum request body size N exceeded, ...")
+        message = (err.text or err.reason) if err.status == 413 else err.reason
+        return error_response(err.status, code, message)
     except RPCError as err:
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return error_response(503, "temporal_unavailable", err.message)

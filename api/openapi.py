@@ -8,8 +8,16 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from api.configuration import (
+    ApiKeyInput,
+    ChannelList,
+    LocationList,
+    StockAdjustments,
+    StockSnapshot,
+)
 from workflows.model import (
     ApprovalDecisionInput,
+    AssignmentsInput,
     CancelInput,
     DeliverReport,
     OrderInput,
@@ -24,9 +32,16 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/orders/{order_id}/cancel"): CancelInput,
     ("POST", "/v1/orders/{order_id}/resume"): ResumeInput,
     ("POST", "/v1/orders/{order_id}/approvals"): ApprovalDecisionInput,
+    ("POST", "/v1/orders/{order_id}/assignments"): AssignmentsInput,
     ("POST", "/v1/shipments/{shipment_key}/pick"): PickReport,
     ("POST", "/v1/shipments/{shipment_key}/ship"): ShipReport,
     ("POST", "/v1/shipments/{shipment_key}/deliver"): DeliverReport,
+    # configuration: the strict write schemas (api/schemas.py)
+    ("PUT", "/v1/locations"): LocationList,
+    ("PUT", "/v1/sales-channels"): ChannelList,
+    ("PUT", "/v1/inventory"): StockSnapshot,
+    ("POST", "/v1/inventory/adjustments"): StockAdjustments,
+    ("PUT", "/v1/api-keys"): ApiKeyInput,
 }
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("GET", "/v1/orders/{order_id}"): OrderView}
 ERROR = {

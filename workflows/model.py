@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -86,6 +86,8 @@ MAX_ORDER_TOTAL = Decimal("1000000000000")  # the store keeps 14 digits, 2 decim
 PositiveQty = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+# the most lines one message (cancel, pick report, assignments) may name: an order's maximum
+MAX_MESSAGE_LINES = 500
 
 
 class _Strict(BaseModel):
@@ -167,9 +169,18 @@ class OrderInput(_Strict):
 
 
 # --------------------------------------------------------------------------- configuration
+# These types are what workers read back: from the store, and inside ValidateOrderResult in
+# workflow histories. They ignore unknown fields, so configuration written by a newer
+# version does not break an older worker or a recorded history. What the API accepts is
+# stricter (unknown fields refused, numbers finite and bounded, URLs checked): the
+# subclasses in api/schemas.py.
 
 
-class LocationConfig(BaseModel):
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LocationConfig(_Tolerant):
     location_id: Identifier
     name: str = Field(min_length=1, max_length=200)
     type: Literal["warehouse", "store"] = "warehouse"
@@ -215,7 +226,8 @@ RuleValue = Decimal | str | list[str]
 class RuleCondition(BaseModel):
     """One comparison of an order fact with a value. `sku` and `location_id` are sets
     (every line's SKU, every location routing chose): eq/in hold when any member matches,
-    ne/not_in when none does."""
+    ne/not_in when none does. Built directly it refuses unknown fields; read back inside
+    an ApprovalRule (configuration, histories) they are dropped first."""
 
     model_config = ConfigDict(extra="forbid")
     field: RuleField
@@ -240,15 +252,27 @@ class RuleCondition(BaseModel):
         return self
 
 
-class ApprovalRule(BaseModel):
+class ApprovalRule(_Tolerant):
     """Structured conditions (never evaluated code): all of them, or any of them."""
 
-    model_config = ConfigDict(extra="forbid")
     match: Literal["all", "any"] = "all"
     conditions: list[RuleCondition] = Field(min_length=1)
 
+    @field_validator("conditions", mode="before")
+    @classmethod
+    def _drop_unknown_condition_fields(cls, value: Any) -> Any:
+        """Tolerant like the rest of the configuration read back; the API's strict
+        subclass (extra="forbid") keeps every field so a typo is refused."""
+        if cls.model_config.get("extra") == "forbid" or not isinstance(value, list):
+            return value
+        known = RuleCondition.model_fields.keys()
+        return [
+            {k: v for k, v in item.items() if k in known} if isinstance(item, dict) else item
+            for item in value
+        ]
 
-class ApprovalReasonConfig(BaseModel):
+
+class ApprovalReasonConfig(_Tolerant):
     reason: Identifier
     rank: int = Field(default=1, ge=1)
     approvers: list[str] = Field(min_length=1)
@@ -271,10 +295,9 @@ def _default_document_kinds() -> list[DocumentKind]:
     return ["delivery_note"]
 
 
-class RoutingWeights(BaseModel):
+class RoutingWeights(_Tolerant):
     """How a channel scores candidate locations (each part normalized to 0..1)."""
 
-    model_config = ConfigDict(extra="forbid")
     distance: float = Field(default=1.0, ge=0)
     stock: float = Field(default=0.0, ge=0)
     backlog: float = Field(default=0.0, ge=0)
@@ -285,7 +308,7 @@ class RoutingWeights(BaseModel):
 SplitPolicy = Literal["ship_complete", "split_lines", "split_quantities"]
 
 
-class SalesChannelConfig(BaseModel):
+class SalesChannelConfig(_Tolerant):
     channel_id: Identifier
     name: str = ""
     approval_reasons: list[ApprovalReasonConfig] = Field(default_factory=list)
@@ -461,8 +484,18 @@ class ApprovalDecisionInput(_Strict):
 
 
 class CancelInput(_Strict):
-    line_ids: list[str] | None = None
-    reason: str = Field(default="customer request", max_length=500)
+    # left out: the whole order; else 1..MAX_MESSAGE_LINES line ids, a repeated id counts once
+    line_ids: list[Identifier] | None = Field(
+        default=None, min_length=1, max_length=MAX_MESSAGE_LINES
+    )
+    # room for the reason an order writes when an approver declines: reason, approver
+    # and the approver's comment (1000)
+    reason: str = Field(default="customer request", max_length=2000)
+
+    @field_validator("line_ids")
+    @classmethod
+    def _each_once(cls, line_ids: list[str] | None) -> list[str] | None:
+        return None if line_ids is None else list(dict.fromkeys(line_ids))
 
 
 class ResumeInput(_Strict):
@@ -471,12 +504,22 @@ class ResumeInput(_Strict):
 
 
 class PickedLine(_Strict):
-    line_id: str = Field(min_length=1, max_length=64)
-    picked_quantity: int = Field(ge=0, le=1_000_000)
+    line_id: Identifier
+    picked_quantity: int = Field(strict=True, ge=0, le=1_000_000)
 
 
 class PickReport(_Strict):
-    lines: list[PickedLine] = Field(min_length=1)
+    lines: list[PickedLine] = Field(min_length=1, max_length=MAX_MESSAGE_LINES)
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_line_ids(cls, lines: list[PickedLine]) -> list[PickedLine]:
+        seen: set[str] = set()
+        for line in lines:
+            if line.line_id in seen:
+                raise ValueError(f"line {line.line_id!r} is reported twice")
+            seen.add(line.line_id)
+        return lines
 
 
 class ShipReport(_Strict):
@@ -546,14 +589,24 @@ class RouteOrderResult(BaseModel):
 
 
 class ManualAssignment(_Strict):
-    line_id: str = Field(min_length=1, max_length=64)
-    location_id: str = Field(min_length=1, max_length=64)
-    quantity: int | None = Field(default=None, gt=0)  # default: every open unit
+    line_id: Identifier
+    location_id: Identifier
+    quantity: PositiveQty | None = None  # default: every open unit
 
 
 class AssignmentsInput(_Strict):
-    assignments: list[ManualAssignment] = Field(min_length=1, max_length=500)
+    assignments: list[ManualAssignment] = Field(min_length=1, max_length=MAX_MESSAGE_LINES)
     comment: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("assignments")
+    @classmethod
+    def _unique_pairs(cls, assignments: list[ManualAssignment]) -> list[ManualAssignment]:
+        seen: set[tuple[str, str]] = set()
+        for a in assignments:
+            if (a.line_id, a.location_id) in seen:
+                raise ValueError(f"line {a.line_id!r} at {a.location_id!r} is assigned twice")
+            seen.add((a.line_id, a.location_id))
+        return assignments
 
 
 class AssignLine(BaseModel):
