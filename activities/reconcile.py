@@ -112,16 +112,19 @@ class ReconcileActivities:
                 for r in holding.values()
                 if r.location_id == release.location_id and r.line_id in release.line_ids
             ]
-            if covered and await self._ask_release_to_cancel(client, release, covered, why):
-                report.releases_cancelled += 1
-                notes.append(
-                    f"asked release {release.workflow_id} (still running) to cancel line(s) "
-                    f"{', '.join(sorted({r.line_id for r in covered}))}, reservation(s) "
-                    f"{', '.join(r.reservation_id for r in covered)}"
-                )
-                for r in covered:
-                    del holding[r.reservation_id]
-                continue
+            if await _status(client, release.workflow_id) in NOT_CLOSED:
+                if not covered:
+                    continue  # holds no stock of ours: the running release's own business
+                if await self._ask_release_to_cancel(client, release, covered, why):
+                    report.releases_cancelled += 1
+                    notes.append(
+                        f"asked release {release.workflow_id} (still running) to cancel "
+                        f"line(s) {', '.join(sorted({r.line_id for r in covered}))}, "
+                        f"reservation(s) {', '.join(r.reservation_id for r in covered)}"
+                    )
+                    for r in covered:
+                        del holding[r.reservation_id]
+                    continue
             # no release workflow will do it: stop the location's work first, then the
             # units go back below (a crash in between leaves the reservation for the
             # next run, never an open shipment without stock behind it)
@@ -175,10 +178,8 @@ class ReconcileActivities:
     async def _ask_release_to_cancel(
         self, client: Client, release: _Release, covered: list[ReservationRow], why: str
     ) -> bool:
-        """Signal a running release workflow to cancel these lines; False when it does
-        not run (any more)."""
-        if await _status(client, release.workflow_id) not in NOT_CLOSED:
-            return False
+        """Signal a running release workflow to cancel these lines; False when it has
+        closed meanwhile."""
         request = CancelLinesInput(
             line_ids=sorted({r.line_id for r in covered}),
             reason=f"reservation reconciliation: {why}",
