@@ -92,7 +92,12 @@ class ReconcileActivities:
                 log.exception("reconciling order %s failed", order.order_id)
                 if len(report.errors) < MAX_REPORTED_ERRORS:
                     report.errors.append(f"{order.order_id}: {type(err).__name__}: {err}")
-            activity.heartbeat(ReconcilePageResult(report=report, next=_page_cursor(order.cursor)))
+            # a copy: the SDK sends heartbeats later, after the report has moved on
+            activity.heartbeat(
+                ReconcilePageResult(
+                    report=report.model_copy(deep=True), next=_page_cursor(order.cursor)
+                )
+            )
         last = orders[-1].cursor if len(orders) == input.limit else None
         return ReconcilePageResult(report=report, next=_page_cursor(last) if last else None)
 

@@ -57,8 +57,8 @@ class ReconcileReservationsWorkflow:
             cursor = result.next
             if cursor is None:
                 break
-        else:
-            report.more = cursor is not None
+        else:  # max_pages reached with orders left: the next run starts over, oldest first
+            report.more = True
         workflow.set_current_details(
             f"{report.orders_checked} orders checked, {report.orders_closed} closed, "
             f"{report.reservations_released} reservations released, "
