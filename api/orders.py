@@ -37,6 +37,7 @@ from workflows.model import (
     ResumeInput,
 )
 from workflows.order import OrderWorkflow, order_workflow_id
+from workflows.order_state import OrderWorkflowInput
 
 routes = web.RouteTableDef()
 
@@ -134,7 +135,7 @@ async def create_order(request: web.Request) -> web.Response:
         # retry of the same body finds the row and starts the workflow here.
         handle = await client.start_workflow(
             OrderWorkflow.run,
-            order,
+            OrderWorkflowInput.model_validate(order.model_dump()),
             id=workflow_id,
             task_queue=request.app[SETTINGS].task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

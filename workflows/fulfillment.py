@@ -173,12 +173,21 @@ class FulfillmentWorkflow:
             carrier=carrier,
             tracking_number=tracking_number,
         )
+        # by workflow id: after a continue-as-new the order's newest run gets it
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
-        await handle.signal("fulfillment_progress", progress)
+        try:
+            await handle.signal("fulfillment_progress", progress)
+        except ApplicationError as err:
+            # the order was terminated (or failed): nobody to tell; the reservation
+            # reconciler settles this release's stock
+            workflow.logger.warning("order %s did not take %s: %s", parent.workflow_id, kind, err)
 
     # ------------------------------------------------------------------ parent → child
     @workflow.signal
     def cancel_lines(self, request: CancelLinesInput) -> None:
+        if len(request.line_ids) > len(self.line_ids) or len(self.cancel_requests) > 100:
+            workflow.logger.warning("cancel_lines ignored: more lines than the release has")
+            return
         self.cancel_requests.append(request)
 
     # ------------------------------------------------------------------ store reports

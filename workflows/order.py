@@ -11,29 +11,34 @@ the stage's activity to finish instead of interleaving with it (safe message han
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import activity_calls
+    from workflows import activity_calls, patches
     from workflows.approval import ApprovalBook
     from workflows.fulfillment import FulfillmentWorkflow, fulfillment_workflow_id
     from workflows.model import (
+        CancelInput,
+        CancelOrderInput,
+        CancelOrderResult,
         DocumentsInput,
         DocumentsResult,
         FulfillmentInput,
         FulfillmentLine,
         FulfillmentProgress,
-        OrderInput,
         OrderResponseInput,
         OrderResponseResult,
         OrderStatus,
-        OrderView,
         ReleasePlan,
         ResponseLine,
         ResumeInput,
+        ReturnLine,
+        ReturnView,
         SalesChannelConfig,
         SubmitWorkOrdersInput,
         SubmitWorkOrdersResult,
@@ -41,15 +46,22 @@ with workflow.unsafe.imports_passed_through():
         ValidateOrderResult,
     )
     from workflows.order_state import (
+        OrderCarry,
+        OrderOutcome,
         OrderState,
+        OrderWorkflowInput,
         release_key,
         shipment_key,
         work_order_id,
     )
 
 from workflows.order_approval import OrderApproval
+from workflows.order_base import MAX_LINES
 from workflows.order_cancel import OrderCancellation
 from workflows.order_routing import OrderRouting
+
+# the longest a backorder retry timer may run, whatever a channel says
+MAX_BACKORDER_RETRY = 30 * 86400.0
 
 
 def order_workflow_id(order_id: str) -> str:
@@ -59,49 +71,91 @@ def order_workflow_id(order_id: str) -> str:
 @workflow.defn(name="OrderWorkflow")
 class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
     @workflow.init
-    def __init__(self, order: OrderInput) -> None:
+    def __init__(self, input: OrderWorkflowInput) -> None:
         now = workflow.now()
+        carried = input.carried
+        order = input.order()
         self.order = order
-        self.state = OrderState.for_order(order, now)
+        self.state = carried.state if carried else OrderState.for_order(order, now)
         self.approvals = ApprovalBook(self.state.view.approvals)
-        self.channel = SalesChannelConfig(channel_id=order.sales_channel)
+        self.channel = (
+            carried.channel if carried else SalesChannelConfig(channel_id=order.sales_channel)
+        )
+        if carried is not None:
+            self.approvals.config = {r.reason: r for r in self.channel.approval_reasons}
+        # decided once per run, before any handler runs: histories recorded before a
+        # change keep the old path (workflows/patches.py)
+        self.guarded = workflow.patched(patches.TERMINAL_GUARD)
+        self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
         self.lock = asyncio.Lock()
         self.publish_lock = asyncio.Lock()
         self.resume_request: ResumeInput | None = None
-        self.route_due = True
-        self.stock_waits = 0
+        self.route_due = carried.route_due if carried else True
+        self.stock_waits = carried.stock_waits if carried else 0
         self.cancels_in_flight = 0
         self.notices: list[asyncio.Task[None]] = []
         self.children: list[workflow.ChildWorkflowHandle[Any, Any]] = []
-        self.state.event(now, "order_created", f"{len(order.lines)} lines, total {order.total}")
+        if carried is None:
+            self.state.event(now, "order_created", f"{len(order.lines)} lines, total {order.total}")
+        else:
+            self.state.event(now, "continued_as_new", f"run {carried.runs + 1} of this order")
+        self.runs = carried.runs + 1 if carried else 1
 
     @workflow.run
-    async def run(self, order: OrderInput) -> OrderView:
-        await self._validate()
-        if not self.closed:
-            await self._route_initial()
-        if not self.closed:
-            await self._approve()
-        if not self.closed:
-            await self._respond()
+    async def run(self, input: OrderWorkflowInput) -> OrderOutcome:
+        try:
+            await self._lifecycle(resumed=input.carried is not None)
+        except asyncio.CancelledError:
+            if not self.guarded:
+                raise
+            # "Request Cancellation" in the Temporal UI or CLI: an order cancel, so the
+            # stock comes back and the locations stop; shipped units still complete
+            await self._cancel_from_temporal()
+        if self.notices:
+            await asyncio.gather(*self.notices)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return OrderOutcome(order_id=self.view.order_id, status=self.view.status, runs=self.runs)
+
+    async def _lifecycle(self, *, resumed: bool) -> None:
+        if not resumed:
+            for stage in (self._validate, self._route_initial, self._approve, self._respond):
+                if self.closed or self._halt():
+                    break
+                await stage()
+            if self.guarded:
+                # a cancel in flight decides how the order ends
+                await workflow.wait_condition(lambda: self.cancels_in_flight == 0)
         if not self.closed:
             await self._fulfil()
+        await self._complete_after_return_window()
+
+    async def _complete_after_return_window(self) -> None:
         if self.view.status == OrderStatus.DELIVERED:
             workflow.set_current_details("delivered; return window open")
             await workflow.sleep(timedelta(days=self.channel.return_window_days))
             await self._set_status(OrderStatus.COMPLETED, "return window over")
-        if self.notices:
-            await asyncio.gather(*self.notices)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.view
+
+    async def _cancel_from_temporal(self) -> None:
+        self._event("workflow_cancel_requested", "cancellation requested through Temporal")
+        if not self.closed and self.state.cancellable(list(self.state.lines)):
+            await self._cancel(CancelInput(reason="cancellation requested through Temporal"))
+        await workflow.wait_condition(lambda: self.cancels_in_flight == 0)
+        if not self.closed and self.view.status != OrderStatus.DELIVERED:
+            # what shipped before the cancel still reaches the customer
+            await self._fulfil()
+            await self._complete_after_return_window()
 
     async def _validate(self) -> None:
         while True:
             await self._set_status(OrderStatus.VALIDATING)
             async with self.lock:
+                if self._halt():
+                    return
                 result: ValidateOrderResult = await activity_calls.call(
                     "validate_order", ValidateOrderInput(order=self.order), ValidateOrderResult
                 )
+            if self._halt():
+                return
             if result.channel is not None:
                 self.channel = result.channel
             if not result.hold_reasons:
@@ -110,7 +164,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 return
             self.view.hold_reasons = result.hold_reasons
             await self._set_status(OrderStatus.ON_HOLD, "; ".join(result.hold_reasons))
-            if not await self._wait_for_resume():
+            if not await self._wait_for_resume() or self._halt():
                 return
             if self.resume_request and self.resume_request.payment:
                 self.order = self.order.model_copy(update={"payment": self.resume_request.payment})
@@ -122,6 +176,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             if (loc := p.current_location) is not None
         ]
         async with self.lock:
+            if self._halt():
+                return
             result: OrderResponseResult = await activity_calls.call(
                 "send_order_response",
                 OrderResponseInput(
@@ -132,6 +188,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 ),
                 OrderResponseResult,
             )
+        if self._halt():
+            return
         for line in self.view.lines:
             line.planned_ship_date = result.planned_ship_dates.get(line.line_id)
         dates = ", ".join(f"{k}: {v}" for k, v in sorted(result.planned_ship_dates.items()))
@@ -139,6 +197,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
 
     async def _fulfil(self) -> None:
         while not self.state.all_done:
+            if self.abandon_children and self._continue_as_new_due():
+                await self._continue_as_new()
             if self.state.scheduled_by_location():
                 async with self.lock:
                     await self._release_scheduled()
@@ -153,21 +213,58 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 else:
                     self.view.hold_reasons = []
                 continue
-            timeout = timedelta(seconds=self.channel.backorder_retry_seconds) if to_route else None
+            timeout = self._backorder_retry() if to_route else None
             try:
                 await workflow.wait_condition(
                     lambda: (
                         self.state.all_done
                         or bool(self.state.scheduled_by_location())
                         or (self.route_due and bool(self.state.lines_to_route()))
+                        or (self.abandon_children and self._continue_as_new_due())
                     ),
                     timeout=timeout,
                 )
             except TimeoutError:
                 self.route_due = True
-        # children have reported their last step; let them close before the order does
-        for child in self.children:
-            await child
+        if not self.abandon_children:
+            # children have reported their last step; let them close before the order does
+            for child in self.children:
+                await child
+
+    def _backorder_retry(self) -> timedelta:
+        """The channel's retry interval, kept within 1 s .. 30 days whatever was stored."""
+        seconds = self.channel.backorder_retry_seconds
+        if not self.guarded:
+            return timedelta(seconds=seconds)
+        if not math.isfinite(seconds):
+            seconds = MAX_BACKORDER_RETRY
+        return timedelta(seconds=min(max(seconds, 1.0), MAX_BACKORDER_RETRY))
+
+    def _continue_as_new_due(self) -> bool:
+        """The server suggests a fresh history, and nothing is in flight that a new run
+        could not pick up from the carried state."""
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            and not self.lock.locked()
+            and self.cancels_in_flight == 0
+            and all(task.done() for task in self.notices)
+        )
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if not self._continue_as_new_due():
+            return  # a handler started work meanwhile; try again later
+        await self._publish()
+        carried = OrderCarry.of(
+            self.state,
+            self.channel,
+            stock_waits=self.stock_waits,
+            route_due=self.route_due,
+            runs=self.runs,
+        )
+        workflow.continue_as_new(
+            OrderWorkflowInput.model_validate({**self.order.model_dump(), "carried": carried})
+        )
 
     async def _wait_for_stock(self) -> None:
         self.route_due = False
@@ -180,6 +277,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 "backorder_cancelled",
                 f"no stock after {self.stock_waits - 1} retries: lines {', '.join(ids)}",
             )
+            if self.guarded:
+                await self._record_policy_cancel(ids, "backordered units found no stock")
             await self._refresh_fulfillment_status()
             return
         self._event(
@@ -187,7 +286,35 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         )
         await self._publish()
 
+    async def _record_policy_cancel(self, line_ids: list[str], reason: str) -> None:
+        """Units the order's own policy cancelled get their CANCEL return like any other."""
+        taken = self.state.take_cancelled_for_return(line_ids)
+        if not taken:
+            return
+        self.state.return_seq += 1
+        return_id = f"{self.order.order_id}-C{self.state.return_seq}"
+        lines = [ReturnLine(line_id=lid, quantity=q) for lid, q in taken.items()]
+        async with self.lock:
+            await activity_calls.call(
+                "cancel_order_lines",
+                CancelOrderInput(
+                    order_id=self.order.order_id,
+                    return_id=return_id,
+                    lines=lines,
+                    reservation_ids=[],
+                    reason=reason,
+                ),
+                CancelOrderResult,
+            )
+        self.view.returns.append(
+            ReturnView(
+                return_id=return_id, type="CANCEL", lines=lines, status="DONE", reason=reason
+            )
+        )
+
     async def _release_scheduled(self) -> None:
+        if self._halt():
+            return
         first = self.view.status in (OrderStatus.RESPONDED, OrderStatus.APPROVED)
         plans: list[ReleasePlan] = []
         allocations = {}
@@ -251,13 +378,30 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 child_input,
                 id=fulfillment_workflow_id(self.order.order_id, plan.seq),
                 static_summary=f"{plan.location_id}: release {plan.release_key}",
+                # a release outlives a continue-as-new of its order; it reports to the
+                # order by workflow id, so it finds the order's newest run
+                parent_close_policy=ParentClosePolicy.ABANDON
+                if self.abandon_children
+                else ParentClosePolicy.TERMINATE,
             )
             self.children.append(handle)
         await self._refresh_fulfillment_status()
 
     @workflow.signal
     async def fulfillment_progress(self, progress: FulfillmentProgress) -> None:
-        self.state.apply_progress(progress, workflow.now())
+        if self.guarded and (
+            len(progress.quantities) > MAX_LINES or len(progress.backordered) > MAX_LINES
+        ):
+            workflow.logger.warning("fulfillment report with too many lines ignored")
+            return
+        # a repeated, late or made-up report changes nothing (keyed per release and step)
+        if not self.state.apply_progress(progress, workflow.now(), once=self.guarded):
+            workflow.logger.info(
+                "fulfillment report %s %s ignored: already applied or not applicable",
+                progress.release_key,
+                progress.kind,
+            )
+            return
         parts = ", ".join(f"line {k}: {v}" for k, v in sorted(progress.quantities.items()))
         if progress.backordered:
             parts += "; backordered " + ", ".join(

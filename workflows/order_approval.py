@@ -60,9 +60,9 @@ class OrderApproval(OrderBase):
             self._upsert_search_attributes()
             await self._publish(with_approvals=True)
             await self._wait_for_rank()
-            if self.closed or self.approvals.declined is not None:
+            if self._ended() or self.approvals.declined is not None:
                 break
-        if self.closed:
+        if self.closed or self._halt():
             return
         declined = self.approvals.declined
         if declined is not None:
@@ -86,18 +86,18 @@ class OrderApproval(OrderBase):
             return
         if self.approvals.reroute_requested:
             await self._reroute_after_approval()
-            if self.closed:
+            if self.closed or self._halt():
                 return
         await self._set_status(OrderStatus.APPROVED)
 
     async def _wait_for_rank(self) -> None:
         """Wait until every reason of the open rank is decided, applying timeouts."""
-        while not (self.approvals.rank_settled or self.closed):
+        while not (self.approvals.rank_settled or self._ended()):
             deadline = self.approvals.next_deadline()
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
             try:
                 await workflow.wait_condition(
-                    lambda: self.approvals.rank_settled or self.closed, timeout=timeout
+                    lambda: self.approvals.rank_settled or self._ended(), timeout=timeout
                 )
             except TimeoutError:
                 escalated = []
@@ -146,6 +146,8 @@ class OrderApproval(OrderBase):
     async def _reroute_after_approval(self) -> None:
         """Stock may have moved while the order waited: route the lines again."""
         async with self.lock:
+            if self._halt():
+                return
             reservations = self.state.unschedule()
             await activity_calls.call(
                 "release_reservations",

@@ -34,6 +34,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
+# statuses nothing may leave (DELIVERED still moves on to COMPLETED)
+FINAL = (OrderStatus.CANCELLED, OrderStatus.COMPLETED)
+# the most lines one message may name (an order has at most 500 lines)
+MAX_LINES = 500
 # statuses before fulfillment in which routing may still be waiting for the operator
 ROUTING_WAITS = (OrderStatus.ON_HOLD, OrderStatus.NOT_ANNOUNCED, OrderStatus.CHECK_ANNOUNCED)
 
@@ -46,6 +50,9 @@ class OrderBase:
     approvals: ApprovalBook
     channel: SalesChannelConfig
     lock: asyncio.Lock
+    # the versioned behaviours this run has (workflows/patches.py), decided once per run
+    guarded: bool
+    abandon_children: bool
     publish_lock: asyncio.Lock
     resume_request: ResumeInput | None
     route_due: bool
@@ -69,6 +76,20 @@ class OrderBase:
     def closed(self) -> bool:
         return self.view.status in TERMINAL
 
+    def _stopped(self) -> bool:
+        """True when no further pre-fulfillment stage may run: the order is closed, or every
+        line is cancelled or has a cancel in flight (it will end CANCELLED)."""
+        return self.closed or self.state.nothing_left_to_do()
+
+    def _halt(self) -> bool:
+        """The one check every stage makes after taking the lock and after each activity
+        (histories from before the guard keep their old path)."""
+        return self.guarded and self._stopped()
+
+    def _ended(self) -> bool:
+        """What waits inside a stage wake up for besides their own event."""
+        return self._stopped() if self.guarded else self.closed
+
     @workflow.query(name="state")
     def current_state(self) -> OrderView:
         return self.view
@@ -76,8 +97,13 @@ class OrderBase:
     def _event(self, kind: str, detail: str = "") -> None:
         self.state.event(workflow.now(), kind, detail)
 
-    async def _set_status(self, status: OrderStatus, detail: str = "") -> None:
+    async def _set_status(self, status: OrderStatus, detail: str = "") -> bool:
+        """The only place the order status changes; a final status is never left.
+        False when the change was refused."""
         previous = self.view.status
+        if self.guarded and previous in FINAL and status != previous:
+            workflow.logger.info("status %s kept: not changed to %s", previous, status)
+            return False
         self.view.status = status
         self._event(
             f"status_{status.value.lower()}", detail or f"{previous.value} -> {status.value}"
@@ -93,6 +119,7 @@ class OrderBase:
                 OrderStatus.CANCELLED,
             )
         )
+        return True
 
     def _upsert_search_attributes(self) -> None:
         workflow.upsert_search_attributes(

@@ -21,13 +21,14 @@ with workflow.unsafe.imports_passed_through():
         ReturnView,
     )
 
-from workflows.order_base import ROUTING_WAITS, OrderBase
+from workflows.order_base import FINAL, MAX_LINES, ROUTING_WAITS, OrderBase
 
 
 class OrderCancellation(OrderBase):
     @workflow.update
     async def cancel(self, request: CancelInput) -> OrderCommandResult:
-        if not await self._cancel(request):
+        cancelled = await self._cancel(request)
+        if not cancelled and not self._already_cancelled(self._requested_lines(request)):
             raise ApplicationError(
                 "the lines shipped before they could be cancelled",
                 type="NotCancellable",
@@ -35,19 +36,44 @@ class OrderCancellation(OrderBase):
             )
         return OrderCommandResult(status=self.view.status)
 
+    def _requested_lines(self, request: CancelInput) -> list[str]:
+        """The lines a cancel names (every line when it names none), each once."""
+        if request.line_ids is None:
+            return list(self.state.lines)
+        return list(dict.fromkeys(request.line_ids))
+
+    def _already_cancelled(self, line_ids: list[str]) -> bool:
+        """Every one of these lines is cancelled or has a cancel in flight: a repeated
+        cancel is answered like the first one, and changes nothing."""
+        return bool(line_ids) and all(
+            lid in self.state.cancelling
+            or self.state.lines[lid].cancelled >= self.state.lines[lid].quantity
+            for lid in line_ids
+        )
+
     @cancel.validator
     def _validate_cancel(self, request: CancelInput) -> None:
-        if self.closed:
+        if self.view.status in FINAL:
             raise ApplicationError(
                 f"order is {self.view.status.value}", type="NotCancellable", non_retryable=True
             )
-        line_ids = request.line_ids or list(self.state.lines)
+        if request.line_ids is not None and not 0 < len(request.line_ids) <= MAX_LINES:
+            raise ApplicationError(
+                f"line_ids names 1 to {MAX_LINES} lines; leave it out to cancel the order",
+                type="InvalidQuantity",
+                non_retryable=True,
+            )
+        line_ids = self._requested_lines(request)
         unknown = [lid for lid in line_ids if lid not in self.state.lines]
         if unknown:
             raise ApplicationError(
-                f"unknown lines {unknown}", type="UnknownLine", non_retryable=True
+                f"unknown lines {unknown[:10]}", type="UnknownLine", non_retryable=True
             )
-        if not self.state.cancellable(line_ids):
+        if self.closed and not self._already_cancelled(line_ids):
+            raise ApplicationError(
+                f"order is {self.view.status.value}", type="NotCancellable", non_retryable=True
+            )
+        if not self.state.cancellable(line_ids) and not self._already_cancelled(line_ids):
             raise ApplicationError(
                 "the lines have shipped or are cancelled already",
                 type="NotCancellable",
@@ -64,25 +90,31 @@ class OrderCancellation(OrderBase):
         await self._cancel(request)
 
     async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
-        """Cancel what has not shipped of these lines; returns the units cancelled."""
-        line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
+        """Cancel what has not shipped of these lines; returns the units this cancel put
+        on its CANCEL return."""
+        line_ids = self._requested_lines(request)
+        guarded = self.guarded
+        if guarded and self.view.status in FINAL:
+            return []
         before = {lid: self.state.lines[lid].cancelled for lid in line_ids}
         self.cancels_in_flight += 1
         try:
-            return await self._cancel_lines(request, line_ids, before)
+            return await self._cancel_lines(request, line_ids, before, guarded)
         finally:
             self.cancels_in_flight -= 1
 
     async def _cancel_lines(
-        self, request: CancelInput, line_ids: list[str], before: dict[str, int]
+        self, request: CancelInput, line_ids: list[str], before: dict[str, int], guarded: bool
     ) -> list[ReturnLine]:
         async with self.lock:
+            line_ids = self.state.cancellable(line_ids) if guarded else line_ids
             # from here a pick shortfall on these lines cancels units instead of re-routing
             self.state.cancelling.update(line_ids)
             reservations = self.state.cancel_unreleased(line_ids)
             self.state.return_seq += 1
             return_id = f"{self.order.order_id}-C{self.state.return_seq}"
-            self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
+            if line_ids:
+                self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
             for key, lids in self.state.releases_holding(line_ids).items():
                 seq = int(key.rsplit("-R", 1)[1])
                 child = workflow.get_external_workflow_handle(
@@ -96,13 +128,20 @@ class OrderCancellation(OrderBase):
                     # the release's workflow has closed: its last report to this order was
                     # sent before it closed, and settles these lines
                     workflow.logger.info("release %s closed before the cancel", key)
-        # units already at a location are cancelled when the location's workflow confirms
-        await workflow.wait_condition(lambda: not self.state.releases_holding(line_ids))
-        lines = [
-            ReturnLine(line_id=lid, quantity=self.state.lines[lid].cancelled - before[lid])
-            for lid in line_ids
-            if self.state.lines[lid].cancelled > before[lid]
-        ]
+        # units already at a location are cancelled when the location's workflow confirms;
+        # a cancel racing this one for the same lines waits for the same confirmations
+        requested = list(before)
+        await workflow.wait_condition(lambda: not self.state.releases_holding(requested))
+        if guarded:
+            # counted once: a concurrent cancel of the same units finds them taken
+            taken = self.state.take_cancelled_for_return(line_ids)
+            lines = [ReturnLine(line_id=lid, quantity=q) for lid, q in taken.items()]
+        else:
+            lines = [
+                ReturnLine(line_id=lid, quantity=self.state.lines[lid].cancelled - before[lid])
+                for lid in line_ids
+                if self.state.lines[lid].cancelled > before[lid]
+            ]
         async with self.lock:
             # releases the reservations of units no location had yet, records the return
             await activity_calls.call(
@@ -126,6 +165,13 @@ class OrderCancellation(OrderBase):
                     reason=request.reason,
                 )
             )
+        if guarded and self.view.status in FINAL:
+            return lines
+        if guarded and self.cancels_in_flight > 1:
+            # the last cancel in flight settles the order's status
+            self.state.refresh_lines()
+            await self._publish()
+            return lines
         if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
             for approval in self.approvals.withdraw_open():
                 self._event("approval_withdrawn", f"{approval.reason}: order cancelled")

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RouteOrderResult,
     )
 
-from workflows.order_base import ROUTING_WAITS, OrderBase
+from workflows.order_base import MAX_LINES, ROUTING_WAITS, OrderBase
 
 
 class OrderRouting(OrderBase):
@@ -45,7 +45,7 @@ class OrderRouting(OrderBase):
     async def _route_until_assigned(self) -> None:
         while True:
             result = await self._route()
-            if not self.state.lines_to_route():
+            if self._halt() or not self.state.lines_to_route():
                 return
             reasons = (
                 result.reasons
@@ -66,7 +66,7 @@ class OrderRouting(OrderBase):
                 await self._cancel(CancelInput(reason="not announced: " + "; ".join(reasons)))
                 return
             # waits for a manual assignment, a resume (route again) or a cancel
-            if not await self._wait_for_resume():
+            if not await self._wait_for_resume() or self._halt():
                 return
             self.view.hold_reasons = []
             if not self.state.lines_to_route():
@@ -78,7 +78,7 @@ class OrderRouting(OrderBase):
         """Route every open unit; the lines are read under the lock, after any cancel."""
         async with self.lock:
             lines = self.state.lines_to_route()
-            if not lines:
+            if not lines or self._halt():
                 return None
             workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
             result: RouteOrderResult = await activity_calls.call(
@@ -135,8 +135,12 @@ class OrderRouting(OrderBase):
 
     @assign_locations.validator
     def _validate_assignments(self, request: AssignmentsInput) -> None:
+        if not 0 < len(request.assignments) <= MAX_LINES:
+            raise ApplicationError(
+                f"name 1 to {MAX_LINES} assignments", type="InvalidQuantity", non_retryable=True
+            )
         backordered = bool(self.state.release_seq) and bool(self.state.lines_to_route())
-        if (
+        if (self.guarded and self._stopped()) or (
             self.view.status not in (OrderStatus.CHECK_ANNOUNCED, OrderStatus.NOT_ANNOUNCED)
             and not backordered
         ):
@@ -178,7 +182,9 @@ class OrderRouting(OrderBase):
     @resume_order.validator
     def _validate_resume(self, request: ResumeInput) -> None:
         waiting_for_stock = self.state.release_seq and self.state.lines_to_route()
-        if self.view.status not in ROUTING_WAITS and not waiting_for_stock:
+        if (self.guarded and self._stopped()) or (
+            self.view.status not in ROUTING_WAITS and not waiting_for_stock
+        ):
             raise ApplicationError(
                 f"order is {self.view.status.value}, nothing to resume",
                 type="NotResumable",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.model import (
     Event,
@@ -24,6 +24,7 @@ from workflows.model import (
     ReleaseStatus,
     ReleaseView,
     RoutingDecision,
+    SalesChannelConfig,
     ShipmentStatus,
     ShipmentView,
 )
@@ -102,6 +103,8 @@ class OrderState(BaseModel):
     # lines a cancel was asked for: units a location then reports missing are cancelled,
     # not re-routed
     cancelling: set[str] = Field(default_factory=set)
+    # line_id -> cancelled units already on a CANCEL return (one return per unit)
+    cancel_returned: dict[str, int] = Field(default_factory=dict)
     unpublished_events: list[Event] = Field(default_factory=list)
 
     @classmethod
@@ -197,11 +200,31 @@ class OrderState(BaseModel):
             if a.release_key == release_key
         ]
 
-    def apply_progress(self, progress: FulfillmentProgress, at: datetime) -> None:
-        """Fold a fulfillment child's report into lines, releases and shipments."""
+    def apply_progress(
+        self, progress: FulfillmentProgress, at: datetime, *, once: bool = True
+    ) -> bool:
+        """Fold a fulfillment child's report into lines, releases and shipments.
+
+        With `once`, each step of each line of a release applies at most once, in order
+        (released -> picked -> shipped -> delivered, or cancelled before shipping), with
+        quantities no larger than released: a repeated, late or made-up report changes
+        nothing. Returns whether anything changed."""
         allocs = self._allocations_of(progress.release_key)
+        if once:
+            allocs = [
+                (line, alloc)
+                for line, alloc in allocs
+                if self._applies(progress, line.line_id, alloc)
+            ]
+            if not allocs:
+                return False
         if progress.kind == "released":
             for line, alloc in allocs:
+                if once and any(
+                    r.release_key == progress.release_key and r.line_id == line.line_id
+                    for r in self.view.releases
+                ):
+                    continue
                 for rel in self.view.releases:
                     if rel.line_id == line.line_id:
                         rel.status_quantity = 0
@@ -224,7 +247,7 @@ class OrderState(BaseModel):
                         location_id=alloc.location_id,
                     )
                 )
-            return
+            return True
         for line, alloc in allocs:
             lid = line.line_id
             if progress.kind == "picked" and lid in progress.quantities:
@@ -260,6 +283,29 @@ class OrderState(BaseModel):
                 alloc.state = "cancelled"
                 self._set_release(progress, lid, ReleaseStatus.CANCELLED, ShipmentStatus.CANCELLED)
         self.refresh_lines()
+        return True
+
+    @staticmethod
+    def _applies(progress: FulfillmentProgress, line_id: str, alloc: Allocation) -> bool:
+        """Whether this report is the next step of this line's allocation (see
+        apply_progress), with a quantity it can have."""
+        if progress.kind == "released":
+            return alloc.state == "released"
+        if line_id not in progress.quantities:
+            return False
+        quantity = progress.quantities[line_id]
+        if progress.kind == "picked":
+            missing = progress.backordered.get(line_id, alloc.quantity - quantity)
+            return (
+                alloc.state == "released"
+                and 0 <= quantity <= alloc.quantity
+                and missing == alloc.quantity - quantity
+            )
+        if progress.kind == "shipped":
+            return alloc.state == "picked" and 0 < quantity <= alloc.quantity
+        if progress.kind == "delivered":
+            return alloc.state == "shipped"
+        return alloc.state in ("released", "picked")  # cancelled
 
     def _set_release(
         self,
@@ -331,6 +377,26 @@ class OrderState(BaseModel):
                     result.setdefault(alloc.release_key, []).append(lid)
         return result
 
+    def nothing_left_to_do(self) -> bool:
+        """Every line is cancelled, or being cancelled with nothing of it shipped."""
+        return all(
+            p.cancelled >= p.quantity
+            or (p.line_id in self.cancelling and not p.units("shipped", "delivered"))
+            for p in self.lines.values()
+        )
+
+    def take_cancelled_for_return(self, line_ids: list[str]) -> dict[str, int]:
+        """Cancelled units of these lines not yet on a CANCEL return, now counted as on
+        one: two cancels racing for the same units put them on one return only."""
+        taken: dict[str, int] = {}
+        for lid in line_ids:
+            line = self.lines[lid]
+            new = line.cancelled - self.cancel_returned.get(lid, 0)
+            if new > 0:
+                taken[lid] = new
+                self.cancel_returned[lid] = line.cancelled
+        return taken
+
     def cancellable(self, line_ids: list[str]) -> list[str]:
         """Lines with units that have not shipped yet."""
         return [
@@ -383,3 +449,63 @@ class OrderState(BaseModel):
                 if a.state not in ("backordered", "cancelled")
             }
         )
+
+
+# events and routing explanations an order keeps in its own view across continue-as-new;
+# the store's event log keeps them all
+CARRIED_EVENTS = 100
+
+
+class OrderCarry(BaseModel):
+    """What a new run of an order takes over from the run that continued as new: the order
+    input travels beside it, everything else the workflow remembers is here."""
+
+    model_config = ConfigDict(extra="ignore")
+    state: OrderState
+    channel: SalesChannelConfig
+    stock_waits: int = 0
+    route_due: bool = True
+    runs: int = 1
+
+    @classmethod
+    def of(
+        cls,
+        state: OrderState,
+        channel: SalesChannelConfig,
+        *,
+        stock_waits: int,
+        route_due: bool,
+        runs: int,
+    ) -> OrderCarry:
+        carried = state.model_copy(deep=True)
+        view = carried.view
+        view.events = view.events[-CARRIED_EVENTS:]
+        latest: dict[tuple[str, str | None], RoutingDecision] = {}
+        for decision in view.routing:
+            latest[(decision.line_id, decision.location_id)] = decision
+        view.routing = list(latest.values())
+        carried.unpublished_events = []
+        return cls(
+            state=carried, channel=channel, stock_waits=stock_waits, route_due=route_due, runs=runs
+        )
+
+
+class OrderOutcome(BaseModel):
+    """The order workflow's result: how it ended (the whole view is the `state` query's)."""
+
+    model_config = ConfigDict(extra="ignore")
+    order_id: str
+    status: OrderStatus
+    runs: int = 1
+
+
+class OrderWorkflowInput(OrderInput):
+    """The order workflow's input: the posted order, and in a run that an earlier run
+    continued as new, what that run carried over. Tolerant of fields it does not know,
+    as every type a running history holds must be."""
+
+    model_config = ConfigDict(extra="ignore")
+    carried: OrderCarry | None = None
+
+    def order(self) -> OrderInput:
+        return OrderInput.model_validate(self.model_dump(exclude={"carried"}))

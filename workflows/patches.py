@@ -1,0 +1,23 @@
+"""Workflow versioning: the `workflow.patched` ids of changes made under running orders.
+
+Orders live for weeks, so a change to workflow code must replay every history recorded
+by the code before it. A change that alters the commands a workflow issues (activities,
+timers, children, status projections) runs only where `workflow.patched(ID)` says the
+history was made by code that has it; histories from before keep their old path. Once no
+running order can have been started before a patch, the old branch is removed and the id
+is given to `workflow.deprecate_patch` (see README, "Changing workflow code").
+
+Why patches and not worker versioning with build ids: an order lives longer than we keep
+old worker builds running, and one worker fleet serving every order keeps the dev stack
+and production alike; build-id pinning would need a fleet per build until its last order
+closes (30 days and more).
+"""
+
+from __future__ import annotations
+
+# issue 7: a final status is never left, stages stop after a whole-order cancel,
+# one CANCEL return per cancelled unit, fulfillment reports apply once
+TERMINAL_GUARD = "oms-7-terminal-guard"
+# issue 7: release children outlive a continue-as-new of their order (ABANDON) and the
+# order no longer waits on child handles
+ABANDONED_CHILDREN = "oms-7-abandoned-children"
