@@ -181,6 +181,12 @@ async def test_terminated_order_in_fulfillment_gets_its_stock_back_from_the_sche
 
     await eventually(work_order_gone, "the shipment gone from the location's work orders")
     assert await shipment_status(stack, key) == "CANCELLED"
+    release = stack.client.get_workflow_handle(f"order-{order_id}-release-1")
+
+    async def release_closed() -> bool:
+        return (await release.describe()).status != WorkflowExecutionStatus.RUNNING
+
+    await eventually(release_closed, "the release workflow closed")
     [detail] = await eventually(
         lambda: reconciled_events(stack, order_id), "a reservations_reconciled event"
     )
