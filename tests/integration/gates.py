@@ -43,6 +43,7 @@ _QUIET = {
     E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 }
+_ACTIVITY_IN_FLIGHT = {E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, E.EVENT_TYPE_ACTIVITY_TASK_STARTED}
 _CLOSED = {
     E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
     E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
@@ -175,6 +176,18 @@ def idle(events: Sequence[HistoryEvent]) -> bool:
         return True
     done = [i for i, e in enumerate(events) if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
     return bool(done) and all(e.event_type in _QUIET for e in events[done[-1] + 1 :])
+
+
+def quiescent(events: Sequence[HistoryEvent]) -> bool:
+    """Idle, except for activities in flight (e.g. held by a gate): the workflow has done
+    everything it can until one of them completes."""
+    if idle(events):
+        return True
+    done = [i for i, e in enumerate(events) if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    return bool(done) and all(
+        e.event_type in _QUIET or e.event_type in _ACTIVITY_IN_FLIGHT
+        for e in events[done[-1] + 1 :]
+    )
 
 
 async def wait_history(

@@ -39,8 +39,8 @@ from tests.integration.gates import (
     eventually,
     gated_worker,
     history,
-    idle,
     private_stack,
+    quiescent,
     settle,
     signal_names,
     task_failures,
@@ -165,13 +165,31 @@ async def wait_accepted(stack: Stack, order_id: str, updates: int, answers: list
         if any(a.done() for a in answers):
             return True
         events = await history(stack, order_workflow_id(order_id))
-        return (
-            True
-            if count(events, E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) >= updates
-            else None
-        )
+        accepted = count(events, E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+        return True if accepted >= updates else None
 
     await eventually(probe, f"{updates} update(s) accepted by order-{order_id}")
+
+
+async def hold_cancel_activity(
+    stack: Stack, order_id: str, gate: Gate, answer: asyncio.Task[Any]
+) -> None:
+    """With the cancel's store activity (`cancel_order_lines`) held at its gate, let the
+    order do whatever else it would do meanwhile (until only gated activities are in
+    flight), then open the gate. A slow store is all it takes in production."""
+    workflow_id = order_workflow_id(order_id)
+
+    async def probe() -> bool | None:
+        if answer.done():
+            return True
+        if not gate.arrived.is_set():
+            return None
+        return True if quiescent(await history(stack, workflow_id)) else None
+
+    try:
+        await eventually(probe, f"{workflow_id}: cancel activity held, nothing else to do")
+    finally:
+        gate.open()
 
 
 async def settle_order(stack: Stack, order_id: str) -> list[str]:
@@ -198,25 +216,29 @@ async def settle_order(stack: Stack, order_id: str) -> list[str]:
 async def test_cancel_accepted_mid_stage_cancels_the_order(
     stack: Stack, stage: str, activity_name: str
 ) -> None:
-    """The customer cancels while the stage's activity runs (held by a gate). The cancel is
-    answered 200; the order must end CANCELLED, not run on to RESPONDED."""
+    """The customer cancels while the stage's activity runs (held by a gate; the cancel
+    waits for it). The cancel is answered 200; the order must end CANCELLED and must not
+    run on through approval to RESPONDED (it did, while the cancel's own store write ran)."""
     sku = unique_sku()
     async with private_stack(stack) as own:
         channel = await own.make_channel("inv")
         await own.set_stock([("WH-BERLIN", sku, 3)])
         before = await stock(own, sku)
-        gate = Gate()
-        async with gated_worker(own, {activity_name: gate}):
+        stage_gate, cancel_gate = Gate(), Gate()
+        async with gated_worker(
+            own, {activity_name: stage_gate, "cancel_order_lines": cancel_gate}
+        ):
             try:
                 order_id = await own.create_order(
                     order_body(channel=channel, sku=sku, quantity=2), key="ops"
                 )
                 await own.wait_status(order_id, stage)
-                await eventually(lambda: arrived(gate), f"{activity_name} started")
+                await eventually(lambda: arrived(stage_gate), f"{activity_name} started")
                 answer = asyncio.create_task(cancel(own, order_id))
                 await wait_accepted(own, order_id, 1, [answer])
             finally:
-                gate.open()
+                stage_gate.open()
+            await hold_cancel_activity(own, order_id, cancel_gate, answer)
             status, body = await answer
             assert status == 200, body
             await wait_closed(own, order_workflow_id(order_id))
@@ -231,75 +253,96 @@ async def test_cancel_while_waiting_for_an_operator_stays_cancelled(
     stack: Stack, wait: str
 ) -> None:
     """NOT_ANNOUNCED: no location stocks the SKU. CHECK_ANNOUNCED: only London has it,
-    beyond the channel's 500 km. The customer cancels; then operations, not knowing, try to
-    resume or assign: both 409, and the order stays CANCELLED with nothing reserved."""
+    beyond the channel's 500 km. The customer cancels (answered 200): the order must end
+    CANCELLED, not RESPONDED. Then operations, not knowing, try to resume or assign: both
+    409, and the order stays CANCELLED with nothing reserved."""
     sku = unique_sku()
-    if wait == "CHECK_ANNOUNCED":
-        channel = await stack.make_channel("inv", max_distance_km=500)
-        await stack.set_stock([("WH-LONDON", sku, 5)])
-        location = "WH-LONDON"
-    else:
-        channel = await stack.make_channel("inv")
-        location = "WH-BERLIN"
-    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
-    await stack.wait_status(order_id, wait)
-    await settle(stack, order_workflow_id(order_id))
-    status, body = await cancel(stack, order_id)
-    assert status == 200, body
-    if wait == "NOT_ANNOUNCED":
-        # stock arrives: a resume or an assignment would now find it
-        await stack.set_stock([("WH-BERLIN", sku, 5)])
-    before = await stock(stack, sku)
+    async with private_stack(stack) as own:
+        if wait == "CHECK_ANNOUNCED":
+            channel = await own.make_channel("inv", max_distance_km=500)
+            await own.set_stock([("WH-LONDON", sku, 5)])
+            location = "WH-LONDON"
+        else:
+            channel = await own.make_channel("inv")
+            location = "WH-BERLIN"
+        cancel_gate = Gate()
+        async with gated_worker(own, {"cancel_order_lines": cancel_gate}):
+            order_id = await own.create_order(
+                order_body(channel=channel, sku=sku, quantity=2), key="ops"
+            )
+            await own.wait_status(order_id, wait)
+            await settle(own, order_workflow_id(order_id))
+            answer = asyncio.create_task(cancel(own, order_id))
+            await hold_cancel_activity(own, order_id, cancel_gate, answer)
+            status, body = await answer
+            assert status == 200, body
+            if wait == "NOT_ANNOUNCED":
+                # stock arrives: a resume or an assignment would now find it
+                await own.set_stock([("WH-BERLIN", sku, 5)])
+            before = await stock(own, sku)
 
-    status, body = await stack.call(
-        "POST", f"/v1/orders/{order_id}/resume", key="ops", json={"comment": "try again"}
-    )
-    assert status == 409, body
-    status, body = await stack.call(
-        "POST",
-        f"/v1/orders/{order_id}/assignments",
-        key="ops",
-        json={"assignments": [{"line_id": "1", "location_id": location}], "comment": "by hand"},
-    )
-    assert status == 409, body
-    await wait_closed(stack, order_workflow_id(order_id))
-    view = await assert_cancelled(stack, order_id, channel, units=2, stock_before=before)
-    assert (view["releases"], view["documents"]) == ([], [])
-    assert "assigned_manually" not in [e["type"] for e in view["events"]]
+            status, body = await own.call(
+                "POST", f"/v1/orders/{order_id}/resume", key="ops", json={"comment": "again"}
+            )
+            assert status == 409, body
+            status, body = await own.call(
+                "POST",
+                f"/v1/orders/{order_id}/assignments",
+                key="ops",
+                json={
+                    "assignments": [{"line_id": "1", "location_id": location}],
+                    "comment": "by hand",
+                },
+            )
+            assert status == 409, body
+            await wait_closed(own, order_workflow_id(order_id))
+            view = await assert_cancelled(own, order_id, channel, units=2, stock_before=before)
+        assert (view["releases"], view["documents"]) == ([], [])
+        assert "assigned_manually" not in [e["type"] for e in view["events"]]
 
 
 # ---------------------------------------------------------------------------- 2
 async def test_cancel_on_hold_closes_the_order_without_a_loop(stack: Stack) -> None:
-    """The payment does not cover the total: ON_HOLD. The customer cancels: the order is
-    CANCELLED promptly and its history stays small (it used to loop VALIDATING -> ON_HOLD,
-    thousands of events a minute)."""
+    """The payment does not cover the total: ON_HOLD. The customer cancels (200): the
+    order is CANCELLED promptly and its history stays small (it used to loop
+    VALIDATING -> ON_HOLD, thousands of events a minute)."""
     sku = unique_sku()
-    channel = await stack.make_channel("inv")
-    await stack.set_stock([("WH-BERLIN", sku, 3)])
-    before = await stock(stack, sku)
-    body = order_body(channel=channel, sku=sku, quantity=2)
-    body["payment"]["amount"] = "1.00"
-    order_id = await stack.create_order(body, key="ops")
-    view = await stack.wait_status(order_id, "ON_HOLD")
-    assert view["hold_reasons"], view
-    workflow_id = order_workflow_id(order_id)
-    await settle(stack, workflow_id)
+    async with private_stack(stack) as own:
+        channel = await own.make_channel("inv")
+        await own.set_stock([("WH-BERLIN", sku, 3)])
+        before = await stock(own, sku)
+        body = order_body(channel=channel, sku=sku, quantity=2)
+        body["payment"]["amount"] = "1.00"
+        cancel_gate = Gate()
+        async with gated_worker(own, {"cancel_order_lines": cancel_gate}):
+            order_id = await own.create_order(body, key="ops")
+            view = await own.wait_status(order_id, "ON_HOLD")
+            assert view["hold_reasons"], view
+            workflow_id = order_workflow_id(order_id)
+            await settle(own, workflow_id)
+            answer = asyncio.create_task(cancel(own, order_id))
+            await hold_cancel_activity(own, order_id, cancel_gate, answer)
+            status, answered = await answer
+            assert status == 200, answered
 
-    status, answer = await cancel(stack, order_id)
-    assert status == 200, answer
+            async def closed() -> int | None:
+                events = await history(own, workflow_id)
+                if len(events) > HISTORY_LIMIT:
+                    view = await own.order(order_id)
+                    pytest.fail(
+                        f"{workflow_id}: {len(events)} history events after the cancel, "
+                        f"status {view['status']}, last events "
+                        f"{[e['type'] for e in view['events']][-6:]}"
+                    )
+                return len(events) if events[-1].event_type in CLOSED else None
 
-    async def closed() -> int | None:
-        events = await history(stack, workflow_id)
-        if len(events) > HISTORY_LIMIT:
-            statuses = [e["type"] for e in (await stack.order(order_id))["events"]][-6:]
-            pytest.fail(f"{workflow_id}: {len(events)} history events after the cancel: {statuses}")
-        return len(events) if idle(events) and events[-1].event_type in CLOSED else None
-
-    size = await eventually(closed, f"{workflow_id} closed after the cancel")
-    assert size < HISTORY_LIMIT
-    await assert_cancelled(stack, order_id, channel, units=2, stock_before=before)
-    status, answer = await stack.call("POST", f"/v1/orders/{order_id}/resume", key="ops", json={})
-    assert status == 409, answer
+            size = await eventually(closed, f"{workflow_id} closed after the cancel")
+            assert size < HISTORY_LIMIT
+            await assert_cancelled(own, order_id, channel, units=2, stock_before=before)
+            status, answered = await own.call(
+                "POST", f"/v1/orders/{order_id}/resume", key="ops", json={}
+            )
+            assert status == 409, answered
 
 
 # ---------------------------------------------------------------------------- 3
