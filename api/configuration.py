@@ -104,11 +104,12 @@ async def availability(request: web.Request) -> web.Response:
     if principal.role == "webshop":
         channel_id = principal.identity
     store = request.app[STORE]
-    channel = SalesChannelConfig(channel_id=channel_id or "-")
+    channel = SalesChannelConfig(channel_id="-")  # no channel: plain ATP
     if channel_id:
-        raw = await store.config.channel(channel_id)
+        # a malformed id is simply not found (channel ids are at most 64 characters)
+        raw = await store.config.channel(channel_id) if len(channel_id) <= 64 else None
         if raw is None:
-            raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id}")
+            raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id[:64]}")
         channel = SalesChannelConfig.model_validate(raw)
     locations = {
         loc["location_id"]: LocationConfig.model_validate(loc)

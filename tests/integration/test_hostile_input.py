@@ -440,3 +440,23 @@ async def test_deeply_nested_json_is_400(stack: Stack) -> None:
     for method, path in [("PUT", "/v1/sales-channels"), ("PUT", "/v1/locations")]:
         status, body = await send(stack, method, path, nested)
         assert_error(status, body, "invalid_json")
+
+
+async def test_numbers_python_cannot_read_are_400(stack: Stack) -> None:
+    huge = "9" * 5_000  # beyond Python's int conversion limit
+    status, body = await send(
+        stack,
+        "PUT",
+        "/v1/inventory",
+        f'[{{"location_id": "WH-BERLIN", "sku": "S", "on_hand": {huge}}}]',
+    )
+    assert_error(status, body, "invalid_json")
+
+
+async def test_a_malformed_channel_in_the_availability_query_is_404(stack: Stack) -> None:
+    for channel in ("not a channel id!", "x" * 5_000):
+        status, body = await stack.call(
+            "GET", f"/v1/availability?sku=SKU-1&sales_channel={channel}", key="ops"
+        )
+        assert status == 404, body
+        assert_error(status, body, "sales_channel_not_found")
