@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from pydantic import ValidationError
 from temporalio import activity
 
 from store import Store
@@ -37,5 +38,23 @@ class ValidationActivities:
     @activity.defn(name="validate_order")
     async def validate_order(self, input: ValidateOrderInput) -> ValidateOrderResult:
         raw = await self.store.config.channel(input.order.sales_channel)
-        channel = SalesChannelConfig.model_validate(raw) if raw else None
+        try:
+            channel = SalesChannelConfig.model_validate(raw) if raw else None
+            if channel is not None:
+                # exactly what the workflow will decode: a value JSON cannot carry (an
+                # infinite number, say) is caught here, not in the order's workflow task
+                channel = SalesChannelConfig.model_validate_json(channel.model_dump_json())
+        except ValidationError as err:
+            # configuration stored before it was checked (or edited by hand): the order
+            # waits ON_HOLD until the channel is fixed, instead of failing its workflow
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in err.errors(include_url=False, include_input=False)[:5]
+            )
+            return ValidateOrderResult(
+                hold_reasons=[
+                    f"sales channel {input.order.sales_channel} has invalid configuration "
+                    f"({problems}); fix it with PUT /v1/sales-channels, then resume"
+                ]
+            )
         return ValidateOrderResult(hold_reasons=hold_reasons(input.order, channel), channel=channel)

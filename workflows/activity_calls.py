@@ -1,8 +1,9 @@
 """How workflows call activities: by name (workflow code never imports activity modules,
-which hold I/O), with one timeout and retry policy for technical failures."""
+which hold I/O), each with its own timeouts and retry policy for technical failures."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -11,26 +12,64 @@ from temporalio.common import RetryPolicy
 
 T = TypeVar("T")
 
-START_TO_CLOSE = timedelta(seconds=60)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
+
+def _retry(*, maximum_interval: float = 30, non_retryable: tuple[str, ...] = ()) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=maximum_interval),
+        non_retryable_error_types=list(non_retryable),
+    )
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    start_to_close: timedelta
+    heartbeat: timedelta | None = None
+    retry: RetryPolicy = field(default_factory=_retry)
+
+
+# store writes are short; routing plans and reserves line by line and heartbeats, so a
+# hung attempt is noticed in seconds and its retry fences it out ("StaleAttempt")
+STORE_WRITE = CallOptions(start_to_close=timedelta(seconds=30))
+OPTIONS: dict[str, CallOptions] = {
+    "route_order": CallOptions(
+        start_to_close=timedelta(seconds=120),
+        heartbeat=timedelta(seconds=15),
+        retry=_retry(non_retryable=("StaleAttempt",)),
+    ),
+    "assign_locations": CallOptions(
+        start_to_close=timedelta(seconds=60),
+        heartbeat=timedelta(seconds=15),
+        retry=_retry(non_retryable=("StaleAttempt",)),
+    ),
+    "validate_order": STORE_WRITE,
+    "send_order_response": CallOptions(start_to_close=timedelta(seconds=60)),
+    "create_documents": CallOptions(start_to_close=timedelta(seconds=120)),
+    "submit_work_orders": CallOptions(start_to_close=timedelta(seconds=60)),
+}
+DEFAULT = CallOptions(start_to_close=timedelta(seconds=60))
 
 
 async def call(name: str, arg: Any, result_type: type[T]) -> T:
+    options = OPTIONS.get(name, DEFAULT)
     result: T = await workflow.execute_activity(
         name,
         arg,
         result_type=result_type,
-        start_to_close_timeout=START_TO_CLOSE,
-        retry_policy=RETRY,
+        start_to_close_timeout=options.start_to_close,
+        heartbeat_timeout=options.heartbeat,
+        retry_policy=options.retry,
     )
     return result
 
 
 async def run(name: str, arg: Any) -> None:
+    options = OPTIONS.get(name, DEFAULT)
     await workflow.execute_activity(
-        name, arg, start_to_close_timeout=START_TO_CLOSE, retry_policy=RETRY
+        name,
+        arg,
+        start_to_close_timeout=options.start_to_close,
+        heartbeat_timeout=options.heartbeat,
+        retry_policy=options.retry,
     )
