@@ -22,6 +22,7 @@ from api.auth import require
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
+from api.idempotency import update_id
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
@@ -75,7 +76,7 @@ async def _command(
     """Run an order update (the caller learns at once whether it counted) and answer."""
     try:
         result = await _handle(request, row.order_id).execute_update(
-            update, payload, result_type=OrderCommandResult
+            update, payload, id=update_id(request, update), result_type=OrderCommandResult
         )
     except Exception as err:
         raise workflow_error(err, closed_code) from err
@@ -230,7 +231,29 @@ async def cancel_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops")
     row = await _order_row(request, principal)
     body = await read_json(request) if request.can_read_body else {}
-    return await _command(request, row, "cancel", parse(CancelInput, body), "not_cancellable")
+    cancel = parse(CancelInput, body)
+    try:
+        return await _command(request, row, "cancel", cancel, "not_cancellable")
+    except ApiError as err:
+        if err.code not in ("not_cancellable", "order_closed"):
+            raise
+        # a cancel repeated after the order was cancelled is answered like the first one
+        if await _cancelled_already(request, row.order_id, cancel):
+            return web.json_response({"status": OrderStatus.CANCELLED.value})
+        raise
+
+
+async def _cancelled_already(request: web.Request, order_id: str, cancel: CancelInput) -> bool:
+    store = request.app[STORE]
+    fresh = await store.orders.get(order_id)
+    if fresh is None:
+        return False
+    if fresh.status == OrderStatus.CANCELLED.value:
+        return True
+    if cancel.line_ids is None:
+        return False
+    statuses = {line.line_id: line.status for line in await store.orders.lines(order_id)}
+    return all(statuses.get(lid) == "CANCELLED" for lid in cancel.line_ids)
 
 
 @routes.post("/v1/orders/{order_id}/resume")
@@ -266,7 +289,10 @@ async def decide_approval(request: web.Request) -> web.Response:
     try:
         # an update, not a signal: the approver learns at once whether it counted
         result = await _handle(request, row.order_id).execute_update(
-            "decide_approval", decision, result_type=ApprovalUpdateResult
+            "decide_approval",
+            decision,
+            id=update_id(request, "decide_approval"),
+            result_type=ApprovalUpdateResult,
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
