@@ -13,7 +13,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 # --------------------------------------------------------------------------- statuses
 
@@ -483,14 +490,27 @@ class ApprovalDecisionInput(_Strict):
     comment: str | None = Field(default=None, max_length=1000)
 
 
+MAX_REASON_LENGTH = 2000
+
+
+def _cut_reason(value: Any) -> Any:
+    """A cancel reason is free text for the audit trail: a longer one is cut, never
+    refused. Orders write reasons of their own (an approver's comment, every routing
+    reason of a not-announced order), and a refusal inside a workflow would fail its
+    task for ever."""
+    if isinstance(value, str) and len(value) > MAX_REASON_LENGTH:
+        return value[: MAX_REASON_LENGTH - 1] + "\u2026"
+    return value
+
+
 class CancelInput(_Strict):
     # left out: the whole order; else 1..MAX_MESSAGE_LINES line ids, a repeated id counts once
     line_ids: list[Identifier] | None = Field(
         default=None, min_length=1, max_length=MAX_MESSAGE_LINES
     )
-    # room for the reason an order writes when an approver declines: reason, approver
-    # and the approver's comment (1000)
-    reason: str = Field(default="customer request", max_length=2000)
+    reason: Annotated[str, BeforeValidator(_cut_reason)] = Field(
+        default="customer request", max_length=MAX_REASON_LENGTH
+    )
 
     @field_validator("line_ids")
     @classmethod
