@@ -48,7 +48,7 @@ from tests.integration.gates import (
     wait_history,
 )
 from workflows import search
-from workflows.model import CancelInput, FulfillmentProgress
+from workflows.model import ApprovalDecisionInput, CancelInput, FulfillmentProgress
 from workflows.order import order_workflow_id
 
 # a cancelled order's history stays well below this; the ON_HOLD loop passed it in seconds
@@ -132,9 +132,11 @@ async def assert_cancelled(
     *,
     units: int,
     stock_before: dict[tuple[str, str], tuple[int, int]],
+    allowed: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Everything a user reads says CANCELLED; the stock is back exactly once; exactly one
-    CANCEL return holds the ordered units; nothing stays reserved."""
+    CANCEL return holds the ordered units; nothing stays reserved. After the cancel the
+    order entered no status but CANCELLED (and VALIDATED or `allowed` ones)."""
     view = await stack.order(order_id)
     seen = {
         "view": view["status"],
@@ -143,7 +145,9 @@ async def assert_cancelled(
     }
     assert seen == dict.fromkeys(seen, "CANCELLED"), (seen, [e["type"] for e in view["events"]])
     after = statuses_after_cancel(view)
-    assert set(after) <= AFTER_CANCEL_ALLOWED and after[-1:] == ["status_cancelled"], after
+    assert set(after) <= AFTER_CANCEL_ALLOWED | allowed and after[-1:] == ["status_cancelled"], (
+        after
+    )
     assert returns(view) == [("CANCEL", [("1", units)])], view["returns"]
     assert await stored_returns(stack, order_id) == [("CANCEL", [("1", units)])]
     assert await held(stack, order_id) == []
@@ -558,22 +562,48 @@ async def test_bad_or_repeated_progress_report_changes_nothing(stack: Stack, kin
 
 
 # ---------------------------------------------------------------------------- 5
-@pytest.mark.parametrize("stage", ["IN_FULFILLMENT", "NOT_ANNOUNCED"])
+@pytest.mark.parametrize(
+    "stage", ["IN_FULFILLMENT", "NOT_ANNOUNCED", "AWAITING_APPROVAL", "ON_HOLD", "BACKORDERED"]
+)
 async def test_temporal_cancellation_cancels_the_order(stack: Stack, stage: str) -> None:
     """`Request Cancellation` in the Temporal UI (handle.cancel()) is an order cancel: the
     order ends CANCELLED with its stock back and one CANCEL return; the location's work
-    order is withdrawn."""
+    order is withdrawn. (It used to end the workflow CANCELED with the order still
+    IN_FULFILLMENT and its stock reserved.)"""
     sku = unique_sku()
-    channel = await stack.make_channel("inv")
-    if stage == "IN_FULFILLMENT":
+    if stage == "AWAITING_APPROVAL":
+        channel = await approval_channel(stack)
+    else:
+        channel = await stack.make_channel("inv", backorder_retry_seconds=600)
+    if stage in ("IN_FULFILLMENT", "AWAITING_APPROVAL", "BACKORDERED"):
         await stack.set_stock([("WH-BERLIN", sku, 2)])
-    before = await stock(stack, sku)
-    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
+    body = order_body(channel=channel, sku=sku, quantity=2)
+    if stage == "ON_HOLD":
+        body["payment"]["amount"] = "1.00"
+    order_id = await stack.create_order(body, key="ops")
     key = None
-    if stage == "IN_FULFILLMENT":
+    if stage in ("IN_FULFILLMENT", "BACKORDERED"):
         key = await stack.current_shipment(order_id, "WH-BERLIN")
-    await stack.wait_status(order_id, stage)
+    if stage == "BACKORDERED":
+        status, answered = await stack.call(
+            "POST",
+            f"/v1/shipments/{key}/pick",
+            key="WH-BERLIN",
+            json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
+        )
+        assert status == 200, answered
+        await stack.wait_for(
+            order_id,
+            lambda v: "backorder_waiting" in [e["type"] for e in v["events"]],
+            "backorder waiting",
+        )
+    else:
+        await stack.wait_status(order_id, stage)
     await settle_order(stack, order_id)
+    before = await stock(stack, sku)
+    if stage in ("IN_FULFILLMENT", "AWAITING_APPROVAL"):
+        assert before == {("WH-BERLIN", sku): (2, 2)}
+        before = {("WH-BERLIN", sku): (2, 0)}
     handle = stack.client.get_workflow_handle(order_workflow_id(order_id))
 
     await handle.cancel()
@@ -594,11 +624,9 @@ async def test_temporal_cancellation_cancels_the_order(stack: Stack, stage: str)
     await assert_cancelled(stack, order_id, channel, units=2, stock_before=before)
     if key is not None:
         record = await stack.store.fulfillment.shipment(key)
-        assert record is not None and record.status == "CANCELLED"
-        open_keys = {
-            s.shipment_key for s in await stack.store.fulfillment.open_shipments("WH-BERLIN")
-        }
-        assert key not in open_keys
+        assert record is not None and record.status in ("CANCELLED", "BACKORDERED"), record
+        berlin = await stack.store.fulfillment.open_shipments("WH-BERLIN")
+        assert key not in {s.shipment_key for s in berlin}
 
 
 # ---------------------------------------------------------------------------- 6
@@ -700,3 +728,227 @@ async def test_channel_configuration_that_cannot_run_is_refused_on_write(
     )
     assert status == 422, body
     assert await stack.store.config.channel(channel_id) is None
+
+
+# ---------------------------------------------------------------------------- 7
+# More of the same kind, found while writing the above.
+
+
+async def approval_channel(stack: Stack) -> str:
+    return await stack.make_channel(
+        "inv", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["ann"]}]
+    )
+
+
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+async def test_approval_decision_and_cancel_in_one_task(stack: Stack, decision: str) -> None:
+    """The approver decides while the customer cancels (both as signals, the way the UI and
+    CLI send them; no worker runs, so one workflow task handles both). The order ends
+    CANCELLED: not APPROVED and on to the response, and one CANCEL return only (a decline
+    cancels the order too)."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        channel = await approval_channel(own)
+        await own.set_stock([("WH-BERLIN", sku, 2)])
+        before = await stock(own, sku)
+        async with own.worker():
+            order_id = await own.create_order(
+                order_body(channel=channel, sku=sku, quantity=2), key="ops"
+            )
+            await own.wait_status(order_id, "AWAITING_APPROVAL")
+            await settle(own, order_workflow_id(order_id))
+        order = own.client.get_workflow_handle(order_workflow_id(order_id))
+        await order.signal(
+            "approval_decision",
+            ApprovalDecisionInput(reason="credit", decision=decision, approver="ann"),
+        )
+        await order.signal("cancel_order", CancelInput(reason="changed my mind"))
+        async with own.worker():
+            await wait_closed(own, order.id)
+            allowed = frozenset({"status_declined"} if decision == "decline" else ())
+            view = await assert_cancelled(
+                own, order_id, channel, units=2, stock_before=before, allowed=allowed
+            )
+        assert (view["releases"], view["documents"]) == ([], [])
+        assert [line["planned_ship_date"] for line in view["lines"]] == [None]
+
+
+async def test_cancel_of_one_line_while_routing_releases_its_reservation(stack: Stack) -> None:
+    """Line A is cancelled while routing (held by a gate) reserves A and B. A ends
+    CANCELLED with its reservation released and one CANCEL return; B goes on alone."""
+    sku_a, sku_b = unique_sku(), unique_sku()
+    body = order_body(sku=sku_a, quantity=1, price="10.00")
+    body["lines"] = [
+        {"line_id": "A", "sku": sku_a, "quantity": 1, "unit_price": "10.00"},
+        {"line_id": "B", "sku": sku_b, "quantity": 1, "unit_price": "10.00"},
+    ]
+    body["payment"]["amount"] = "20.00"
+    async with private_stack(stack) as own:
+        body["sales_channel"] = await own.make_channel("inv")
+        await own.set_stock([("WH-BERLIN", sku_a, 1), ("WH-BERLIN", sku_b, 1)])
+        gate = Gate()
+        async with gated_worker(own, {"route_order": gate}):
+            try:
+                order_id = await own.create_order(body, key="ops")
+                await own.wait_status(order_id, "ROUTING")
+                await eventually(lambda: arrived(gate), "route_order started")
+                answer = asyncio.create_task(
+                    own.call(
+                        "POST",
+                        f"/v1/orders/{order_id}/cancel",
+                        key="ops",
+                        json={"line_ids": ["A"], "reason": "not needed"},
+                    )
+                )
+                await wait_accepted(own, order_id, 1, [answer])
+            finally:
+                gate.open()
+            status, answered = await answer
+            assert status == 200, answered
+            key = await own.current_shipment(order_id, "WH-BERLIN")
+            await settle_order(own, order_id)
+            view = await own.order(order_id)
+        assert view["status"] == "IN_FULFILLMENT", view["status"]
+        lines = {line["line_id"]: line for line in view["lines"]}
+        assert (lines["A"]["status"], lines["A"]["cancelled_quantity"]) == ("CANCELLED", 1)
+        assert lines["B"]["status"] == "RELEASED", lines["B"]
+        assert returns(view) == [("CANCEL", [("A", 1)])]
+        assert await stored_returns(own, order_id) == [("CANCEL", [("A", 1)])]
+        assert [(s["line_id"], s["shipment_key"]) for s in view["shipments"]] == [("B", key)]
+        assert [(line, loc, q) for line, loc, q, _ in await held(own, order_id)] == [
+            ("B", "WH-BERLIN", 1)
+        ]
+        assert await stock(own, sku_a, sku_b) == {
+            ("WH-BERLIN", sku_a): (1, 0),
+            ("WH-BERLIN", sku_b): (1, 1),
+        }
+
+
+async def test_assignment_and_cancel_accepted_together(stack: Stack) -> None:
+    """NOT_ANNOUNCED: operations assign Berlin by hand (its reservation held at a gate)
+    while the customer cancels. Whichever way the assignment is answered, the order ends
+    CANCELLED with nothing reserved and one CANCEL return."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        channel = await own.make_channel("inv")
+        gate = Gate()
+        async with gated_worker(own, {"assign_locations": gate}):
+            answers: list[asyncio.Task[tuple[int, Any]]] = []
+            try:
+                order_id = await own.create_order(
+                    order_body(channel=channel, sku=sku, quantity=2), key="ops"
+                )
+                await own.wait_status(order_id, "NOT_ANNOUNCED")
+                await own.set_stock([("WH-BERLIN", sku, 5)])
+                before = await stock(own, sku)
+                await settle(own, order_workflow_id(order_id))
+                answers.append(
+                    asyncio.create_task(
+                        own.call(
+                            "POST",
+                            f"/v1/orders/{order_id}/assignments",
+                            key="ops",
+                            json={"assignments": [{"line_id": "1", "location_id": "WH-BERLIN"}]},
+                        )
+                    )
+                )
+                await wait_accepted(own, order_id, 1, answers)
+                await eventually(lambda: arrived(gate), "assign_locations started")
+                answers.append(asyncio.create_task(cancel(own, order_id)))
+                await wait_accepted(own, order_id, 2, answers)
+            finally:
+                gate.open()
+            (assigned, assign_body), (cancelled, cancel_body) = await asyncio.gather(*answers)
+            assert assigned in (200, 409), assign_body
+            assert cancelled == 200, cancel_body
+            await wait_closed(own, order_workflow_id(order_id))
+            view = await assert_cancelled(
+                own,
+                order_id,
+                channel,
+                units=2,
+                stock_before=before,
+                allowed=frozenset({"status_routing"}),
+            )
+        assert (view["releases"], view["documents"]) == ([], [])
+
+
+async def test_cancel_while_waiting_for_backordered_stock(stack: Stack) -> None:
+    """The only unit was not found; no location has stock, so it waits on the channel's
+    timer. A cancel now ends the order CANCELLED and closed, with one CANCEL return."""
+    sku = unique_sku()
+    channel = await stack.make_channel("inv", backorder_retry_seconds=600)
+    await stack.set_stock([("WH-BERLIN", sku, 1)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1), key="ops")
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, body = await stack.call(
+        "POST",
+        f"/v1/shipments/{key}/pick",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
+    )
+    assert status == 200, body
+    await stack.wait_for(
+        order_id,
+        lambda v: "backorder_waiting" in [e["type"] for e in v["events"]],
+        "backorder waiting",
+    )
+    await settle_order(stack, order_id)
+    before = await stock(stack, sku)  # the unit not found is written off
+    status, body = await cancel(stack, order_id)
+    assert status == 200, body
+    await wait_closed(stack, order_workflow_id(order_id))
+    await assert_cancelled(stack, order_id, channel, units=1, stock_before=before)
+
+
+async def test_repeated_cancelled_report_counts_once(stack: Stack) -> None:
+    """Line A of a release is cancelled; the release reports it `cancelled`. The same
+    report again (a reset child, the CLI) must not count A's units twice."""
+    sku_a, sku_b = unique_sku(), unique_sku()
+    body = order_body(sku=sku_a, quantity=1, price="10.00")
+    body["lines"] = [
+        {"line_id": "A", "sku": sku_a, "quantity": 2, "unit_price": "10.00"},
+        {"line_id": "B", "sku": sku_b, "quantity": 1, "unit_price": "10.00"},
+    ]
+    body["payment"]["amount"] = "30.00"
+    body["sales_channel"] = await stack.make_channel("inv")
+    await stack.set_stock([("WH-BERLIN", sku_a, 2), ("WH-BERLIN", sku_b, 1)])
+    order_id = await stack.create_order(body, key="ops")
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, answered = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/cancel",
+        key="ops",
+        json={"line_ids": ["A"], "reason": "not needed"},
+    )
+    assert status == 200, answered
+    await stack.wait_for(
+        order_id, lambda v: v["returns"] != [], "line A cancelled and its return recorded"
+    )
+    await settle_order(stack, order_id)
+    before = await order_facts(stack, order_id)
+    workflow_id = order_workflow_id(order_id)
+    reports = signal_names(await history(stack, workflow_id)).count("fulfillment_progress")
+    await stack.client.get_workflow_handle(workflow_id).signal(
+        "fulfillment_progress",
+        FulfillmentProgress(
+            release_key=f"{order_id}-R1",
+            shipment_key=key,
+            location_id="WH-BERLIN",
+            kind="cancelled",
+            quantities={"A": 1},
+        ),
+    )
+    await wait_history(
+        stack,
+        workflow_id,
+        lambda h: signal_names(h).count("fulfillment_progress") > reports,
+        "the report arrived",
+    )
+    await settle_order(stack, order_id)
+    after = await order_facts(stack, order_id)
+    assert after == before
+    view = await stack.order(order_id)
+    lines = {line["line_id"]: line for line in view["lines"]}
+    assert (lines["A"]["status"], lines["A"]["cancelled_quantity"]) == ("CANCELLED", 2)
+    assert returns(view) == [("CANCEL", [("A", 2)])]
