@@ -392,10 +392,13 @@ class InventoryRepository:
             if row is None or row.status != "ACTIVE":
                 return False
             missing = max(row.quantity - picked, 0)
+            # nothing found: nothing stays reserved, so the reservation is over (RELEASED),
+            # not a PICKED reservation of zero units that never ships
+            status = "PICKED" if row.quantity - missing else "RELEASED"
             hit = await session.execute(
                 update(Reservation)
                 .where(Reservation.reservation_id == reservation_id, Reservation.status == "ACTIVE")
-                .values(status="PICKED", quantity=row.quantity - missing, updated_at=now)
+                .values(status=status, quantity=row.quantity - missing, updated_at=now)
             )
             if hit.rowcount != 1:  # type: ignore[attr-defined]
                 return False

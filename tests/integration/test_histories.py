@@ -1,0 +1,378 @@
+"""Every path of the order lifecycle, run for real and replayed on the current code.
+
+Each scenario drives one path over HTTP (or the Temporal client, where an engineer would
+act there), then replays the histories of the order and its releases. With
+`OMS_RECORD_HISTORIES=1` (SQLite run) the histories are written to tests/histories/,
+where tests/test_replay.py replays them on every later change of the workflow code: a
+change that would break orders in flight fails there (put it behind `workflow.patched`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.gates import Gate, count, gated_worker, private_stack, wait_history
+from workers.main import WORKFLOWS
+from workflows.fulfillment import fulfillment_workflow_id
+from workflows.order import order_workflow_id
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+RECORD = os.environ.get("OMS_RECORD_HISTORIES") == "1"
+APPROVERS = ("hist-ann", "hist-ben")
+ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+
+Scenario = Callable[[Stack], Awaitable[str]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+async def approvers(stack: Stack) -> None:
+    for name in APPROVERS:
+        if name not in stack.keys:
+            await stack.add_key(name, "approver")
+
+
+async def place(
+    stack: Stack,
+    *,
+    channel: str = "web",
+    stock: list[tuple[str, int]] | None = None,
+    quantity: int = 2,
+    **body: Any,
+) -> tuple[str, str]:
+    sku = unique_sku()
+    if stock:
+        await stack.set_stock([(loc, sku, qty) for loc, qty in stock])
+    order_id = await stack.create_order(
+        order_body(channel=channel, sku=sku, quantity=quantity, **body), key="ops"
+    )
+    return order_id, sku
+
+
+async def decide(stack: Stack, order_id: str, reason: str, who: str, decision: str) -> None:
+    status, body = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/approvals",
+        key=who,
+        json={"reason": reason, "decision": decision, "comment": "history"},
+    )
+    assert status == 200, body
+
+
+async def cancel(stack: Stack, order_id: str, **body: Any) -> dict[str, Any]:
+    status, answer = await stack.call(
+        "POST", f"/v1/orders/{order_id}/cancel", key="ops", json={"reason": "history", **body}
+    )
+    assert status == 200, answer
+    return dict(answer)
+
+
+async def deliver_all(stack: Stack, order_id: str, location: str, picked: int = 2) -> None:
+    key = await stack.current_shipment(order_id, location)
+    await stack.fulfil(key, location, {"1": picked})
+
+
+# ---------------------------------------------------------------------------- paths
+@scenario("approval_ranks")
+async def approval_ranks(stack: Stack) -> str:
+    await approvers(stack)
+    channel = await stack.make_channel(
+        "hist",
+        approval_reasons=[
+            {"reason": "credit", "rank": 1, "approvers": ["hist-ann"]},
+            {"reason": "margin", "rank": 2, "approvers": ["hist-ben"]},
+        ],
+    )
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+    await stack.wait_status(order_id, "AWAITING_APPROVAL")
+    await decide(stack, order_id, "credit", "hist-ann", "approve")
+    await decide(stack, order_id, "margin", "hist-ben", "approve")
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("approval_decline")
+async def approval_decline(stack: Stack) -> str:
+    await approvers(stack)
+    channel = await stack.make_channel(
+        "hist", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["hist-ann"]}]
+    )
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+    await stack.wait_status(order_id, "AWAITING_APPROVAL")
+    await decide(stack, order_id, "credit", "hist-ann", "decline")
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("approval_timeout")
+async def approval_timeout(stack: Stack) -> str:
+    await approvers(stack)
+    channel = await stack.make_channel(
+        "hist",
+        approval_reasons=[
+            {
+                "reason": "credit",
+                "rank": 1,
+                "approvers": ["hist-ann"],
+                "timeout_seconds": 1,
+                "timeout_action": "escalate",
+                "escalate_to": ["hist-ben"],
+            },
+            {"reason": "margin", "rank": 2, "approvers": ["hist-ben"], "timeout_seconds": 1},
+        ],
+    )
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+    # escalated after 1 s, then timed out after 1 s more: declined by the timeout
+    await stack.wait_for(
+        order_id,
+        lambda v: any(a["escalated"] for a in v["approvals"]),
+        "credit escalated",
+    )
+    await decide(stack, order_id, "credit", "hist-ben", "approve")
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("backorder_rerelease")
+async def backorder_rerelease(stack: Stack) -> str:
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 2), ("WH-MUNICH", 2)])
+    first = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, body = await stack.call(
+        "POST",
+        f"/v1/shipments/{first}/pick",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
+    )
+    assert status == 200, body
+    await deliver_all(stack, order_id, "WH-MUNICH")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("backorder_exhausted")
+async def backorder_exhausted(stack: Stack) -> str:
+    channel = await stack.make_channel("hist", backorder_retry_seconds=1, backorder_max_attempts=1)
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+    first = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, body = await stack.call(
+        "POST",
+        f"/v1/shipments/{first}/pick",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "picked_quantity": 1}]},
+    )
+    assert status == 200, body
+    view = await stack.wait_for(
+        order_id,
+        lambda v: v["lines"][0]["cancelled_quantity"] == 1,
+        "the backordered unit cancelled by the channel's limit",
+    )
+    assert [r["lines"] for r in view["returns"]] == [[{"line_id": "1", "quantity": 1}]]
+    for action, body in (("ship", {"carrier": "DHL", "tracking_number": "T-1"}), ("deliver", {})):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{first}/{action}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, (action, answer)
+    await stack.wait_for(
+        order_id, lambda v: v["status"] == "DELIVERED", "the picked unit delivered"
+    )
+    return order_id
+
+
+@scenario("not_announced_assignment")
+async def not_announced_assignment(stack: Stack) -> str:
+    order_id, sku = await place(stack)
+    await stack.wait_status(order_id, "NOT_ANNOUNCED")
+    await stack.set_stock([("WH-MUNICH", sku, 2)])
+    status, body = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/assignments",
+        key="ops",
+        json={"assignments": [{"line_id": "1", "location_id": "WH-MUNICH"}]},
+    )
+    assert status == 200, body
+    await deliver_all(stack, order_id, "WH-MUNICH")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("cancel_on_hold")
+async def cancel_on_hold(stack: Stack) -> str:
+    body = order_body()
+    body["payment"]["amount"] = "1.00"
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 2)], payment=body["payment"])
+    await stack.wait_status(order_id, "ON_HOLD")
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_not_announced")
+async def cancel_not_announced(stack: Stack) -> str:
+    order_id, _ = await place(stack)
+    await stack.wait_status(order_id, "NOT_ANNOUNCED")
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_check_announced")
+async def cancel_check_announced(stack: Stack) -> str:
+    channel = await stack.make_channel("hist", max_distance_km=500)
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-LONDON", 2)])
+    await stack.wait_status(order_id, "CHECK_ANNOUNCED")
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_awaiting_approval")
+async def cancel_awaiting_approval(stack: Stack) -> str:
+    await approvers(stack)
+    channel = await stack.make_channel(
+        "hist", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["hist-ann"]}]
+    )
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+    await stack.wait_status(order_id, "AWAITING_APPROVAL")
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_released")
+async def cancel_released(stack: Stack) -> str:
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 2)])
+    await stack.current_shipment(order_id, "WH-BERLIN")
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_picked")
+async def cancel_picked(stack: Stack) -> str:
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 2)])
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    status, body = await stack.call(
+        "POST",
+        f"/v1/shipments/{key}/pick",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "picked_quantity": 2}]},
+    )
+    assert status == 200, body
+    await cancel(stack, order_id)
+    await stack.wait_status(order_id, "CANCELLED")
+    return order_id
+
+
+@scenario("cancel_partial")
+async def cancel_partial(stack: Stack) -> str:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 4)])
+    body = order_body(sku=sku, quantity=2)
+    body["lines"].append({"line_id": "2", "sku": sku, "quantity": 2, "unit_price": "19.99"})
+    body["payment"]["amount"] = "79.96"
+    order_id = await stack.create_order(body, key="ops")
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    await cancel(stack, order_id, line_ids=["2"])
+    await stack.wait_for(
+        order_id, lambda v: v["lines"][1]["status"] == "CANCELLED", "line 2 cancelled"
+    )
+    await stack.fulfil(key, "WH-BERLIN", {"1": 2})
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("cancel_through_temporal")
+async def cancel_through_temporal(stack: Stack) -> str:
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 2)])
+    await stack.current_shipment(order_id, "WH-BERLIN")
+    await stack.client.get_workflow_handle(order_workflow_id(order_id)).cancel()
+    view = await stack.wait_status(order_id, "CANCELLED")
+    assert view["returns"][0]["type"] == "CANCEL"
+    return order_id
+
+
+async def _cancel_in_stage(stack: Stack, activity_name: str, status: str) -> str:
+    """Hold the order inside the stage whose activity this is, cancel, let it go on."""
+    async with private_stack(stack) as own:
+        gate = Gate()
+        async with gated_worker(own, {activity_name: gate}):
+            order_id, _ = await place(own, stock=[("WH-BERLIN", 2)])
+            await asyncio.wait_for(gate.arrived.wait(), 30)
+            await own.wait_status(order_id, status)
+            # the cancel is accepted while the stage's activity is held; the stage then
+            # finishes its activity and must not carry the order on
+            cancelling = asyncio.create_task(cancel(own, order_id))
+            await wait_history(
+                own,
+                order_workflow_id(order_id),
+                lambda events: count(events, ACCEPTED) > 0,
+                "the cancel accepted",
+            )
+            gate.open()
+            await cancelling
+            await own.wait_status(order_id, "CANCELLED")
+            await settle_workflows(own, order_id)
+        return order_id
+
+
+async def settle_workflows(own: Stack, order_id: str) -> None:
+    handle = own.client.get_workflow_handle(order_workflow_id(order_id))
+    await asyncio.wait_for(handle.result(), 30)
+
+
+@scenario("cancel_validating")
+async def cancel_validating(stack: Stack) -> str:
+    return await _cancel_in_stage(stack, "validate_order", "VALIDATING")
+
+
+@scenario("cancel_routing")
+async def cancel_routing(stack: Stack) -> str:
+    return await _cancel_in_stage(stack, "route_order", "ROUTING")
+
+
+# ---------------------------------------------------------------------------- record
+async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory]:
+    """The order's history and each of its releases'."""
+    found: dict[str, WorkflowHistory] = {}
+    order = stack.client.get_workflow_handle(order_workflow_id(order_id))
+    found["order"] = await order.fetch_history()
+    seq = 1
+    while True:
+        handle = stack.client.get_workflow_handle(fulfillment_workflow_id(order_id, seq))
+        try:
+            await handle.describe()
+        except Exception:
+            break
+        found[f"release{seq}"] = await handle.fetch_history()
+        seq += 1
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_lifecycle_path_replays(stack: Stack, name: str) -> None:
+    order_id = await SCENARIOS[name](stack)
+    # let the workflows finish their current task, so the history ends on a whole task
+    await asyncio.sleep(0)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=stack.client.data_converter)
+    for label, history in (await histories_of(stack, order_id)).items():
+        await replayer.replay_workflow(history)
+        if RECORD and stack.backend == "sqlite":
+            (HISTORIES / f"{name}_{label}.json").write_text(history.to_json())
