@@ -16,7 +16,6 @@ from workflows.model import PickedLine, PickReport
 from workflows.order import OrderWorkflow
 
 
-
 async def test_order_continues_after_the_worker_is_replaced(stack: Stack) -> None:
     # an API and worker pair of its own, so stopping this worker disturbs no other test
     settings = replace(stack.settings, task_queue=f"oms-restart-{uuid.uuid4().hex[:8]}")
