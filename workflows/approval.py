@@ -8,6 +8,7 @@ ascending order, the next only after every reason of the prior rank approved
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from workflows.model import (
 )
 
 OPEN = (ApprovalStatus.WAITING, ApprovalStatus.PENDING)
+# the longest approval timeout a workflow starts a timer for (a year)
+MAX_TIMEOUT_SECONDS = 365 * 86400.0
 COMPARE: dict[str, Callable[[Decimal, Decimal], bool]] = {
     "eq": operator.eq,
     "ne": operator.ne,
@@ -199,7 +202,9 @@ class ApprovalBook:
         if approval.status != ApprovalStatus.PENDING or timeout is None:
             return None
         assert approval.requested_at is not None
-        return approval.requested_at + timedelta(seconds=timeout)
+        # whatever a stored configuration says, a timer the workflow can start
+        seconds = timeout if math.isfinite(timeout) else MAX_TIMEOUT_SECONDS
+        return approval.requested_at + timedelta(seconds=min(seconds, MAX_TIMEOUT_SECONDS))
 
     def next_deadline(self) -> datetime | None:
         deadlines = [d for a in self.approvals if (d := self._deadline(a)) is not None]

@@ -151,11 +151,16 @@ class OrderBase:
                 new_events=events,
                 approvals=list(self.view.approvals) if with_approvals else None,
             )
-            await workflow.execute_local_activity(
-                "project_order",
-                projection,
-                start_to_close_timeout=timedelta(seconds=30),
-            )
+            try:
+                await workflow.execute_local_activity(
+                    "project_order",
+                    projection,
+                    start_to_close_timeout=timedelta(seconds=30),
+                )
+            except asyncio.CancelledError:
+                # the workflow was cancelled mid-write: the next projection carries these
+                self.state.unpublished_events[:0] = events
+                raise
 
     async def _refresh_fulfillment_status(self) -> None:
         self.state.refresh_lines()
