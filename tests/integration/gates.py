@@ -61,6 +61,12 @@ class Gate:
         self.arrived = asyncio.Event()
         self.opened = asyncio.Event()
         self.calls = 0
+        self.finished = 0  # calls that returned or raised
+
+    @property
+    def idle(self) -> bool:
+        """Every call that arrived has finished (its effects are in the store)."""
+        return self.calls == self.finished
 
     def open(self) -> None:
         self.opened.set()
@@ -82,8 +88,11 @@ def _gated(real: Callable[..., Awaitable[Any]], gate: Gate) -> Callable[..., Awa
 
     @functools.wraps(real, updated=())
     async def wrapper(*args: Any) -> Any:
-        await gate.pass_through()
-        return await real(*args)
+        try:
+            await gate.pass_through()
+            return await real(*args)
+        finally:
+            gate.finished += 1
 
     return activity.defn(name=_activity_name(real))(wrapper)
 

@@ -143,7 +143,11 @@ async def assert_cancelled(
         "list": await listed_status(stack, order_id, channel),
         "OmsOrderStatus": await search_status(stack, order_id),
     }
-    assert seen == dict.fromkeys(seen, "CANCELLED"), (seen, [e["type"] for e in view["events"]])
+    assert seen == dict.fromkeys(seen, "CANCELLED"), (
+        seen,
+        [e["type"] for e in view["events"]],
+        {"reserved": await held(stack, order_id)},
+    )
     after = statuses_after_cancel(view)
     assert set(after) <= AFTER_CANCEL_ALLOWED | allowed and after[-1:] == ["status_cancelled"], (
         after
@@ -952,3 +956,61 @@ async def test_repeated_cancelled_report_counts_once(stack: Stack) -> None:
     lines = {line["line_id"]: line for line in view["lines"]}
     assert (lines["A"]["status"], lines["A"]["cancelled_quantity"]) == ("CANCELLED", 2)
     assert returns(view) == [("CANCEL", [("A", 2)])]
+
+
+@pytest.mark.parametrize(
+    ("stage", "activity_name"),
+    [
+        ("ROUTING", "route_order"),
+        ("APPROVED", "send_order_response"),
+        ("RESPONDED", "create_documents"),
+        ("DOCUMENTED", "submit_work_orders"),
+    ],
+)
+async def test_temporal_cancellation_while_a_stage_activity_runs(
+    stack: Stack, stage: str, activity_name: str
+) -> None:
+    """`Request Cancellation` arrives while the stage's activity runs (held by a gate, then
+    let through: it completes after the request). The order still ends CANCELLED and
+    closed, with whatever that activity reserved or released given back, one CANCEL
+    return, and no work order left open."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        channel = await own.make_channel("inv")
+        await own.set_stock([("WH-BERLIN", sku, 3)])
+        before = await stock(own, sku)
+        gate = Gate()
+        async with gated_worker(own, {activity_name: gate}):
+            handle = None
+            try:
+                order_id = await own.create_order(
+                    order_body(channel=channel, sku=sku, quantity=2), key="ops"
+                )
+                await own.wait_status(order_id, stage)
+                await eventually(lambda: arrived(gate), f"{activity_name} started")
+                handle = own.client.get_workflow_handle(order_workflow_id(order_id))
+                await handle.cancel()
+                await wait_history(
+                    own,
+                    handle.id,
+                    lambda h: count(h, E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED) == 1,
+                    "cancellation requested",
+                )
+            finally:
+                gate.open()
+            assert handle is not None
+
+            async def closed() -> bool | None:
+                events = await history(own, handle.id)
+                return True if events[-1].event_type in CLOSED else None
+
+            await eventually(closed, f"{handle.id} closed after the cancellation")
+            # the held activity has finished (its effects are in the store) before we look
+            await eventually(
+                lambda: asyncio.sleep(0, True if gate.idle else None), f"{activity_name} done"
+            )
+            await assert_cancelled(own, order_id, channel, units=2, stock_before=before)
+            assert await own.store.fulfillment.open_shipments("WH-BERLIN") == [] or all(
+                s.order_id != order_id
+                for s in await own.store.fulfillment.open_shipments("WH-BERLIN")
+            )
