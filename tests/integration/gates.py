@@ -55,10 +55,12 @@ _CLOSED = {
 
 
 class Gate:
-    """Holds every call of one activity until opened; counts the calls that arrived."""
+    """Holds every call of one activity (from call number `hold_from` on) until opened;
+    counts the calls that arrived."""
 
-    def __init__(self) -> None:
-        self.arrived = asyncio.Event()
+    def __init__(self, hold_from: int = 1) -> None:
+        self.hold_from = hold_from
+        self.arrived = asyncio.Event()  # a call is held
         self.opened = asyncio.Event()
         self.calls = 0
         self.finished = 0  # calls that returned or raised
@@ -73,6 +75,8 @@ class Gate:
 
     async def pass_through(self) -> None:
         self.calls += 1
+        if self.calls < self.hold_from:
+            return
         self.arrived.set()
         await self.opened.wait()
 

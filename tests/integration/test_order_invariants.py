@@ -48,7 +48,13 @@ from tests.integration.gates import (
     wait_history,
 )
 from workflows import search
-from workflows.model import ApprovalDecisionInput, CancelInput, FulfillmentProgress
+from workflows.model import (
+    ApprovalDecisionInput,
+    CancelInput,
+    FulfillmentProgress,
+    Payment,
+    ResumeInput,
+)
 from workflows.order import order_workflow_id
 
 # a cancelled order's history stays well below this; the ON_HOLD loop passed it in seconds
@@ -1036,3 +1042,134 @@ async def test_temporal_cancellation_while_a_stage_activity_runs(
                 s.order_id != order_id
                 for s in await own.store.fulfillment.open_shipments("WH-BERLIN")
             )
+
+
+@pytest.mark.parametrize("wait", ["ON_HOLD", "NOT_ANNOUNCED"])
+async def test_resume_and_cancel_in_one_task(stack: Stack, wait: str) -> None:
+    """Operations resume a waiting order (the fix is in: payment corrected, stock arrived)
+    while the customer cancels; both signals reach the order while no worker runs. The
+    order ends CANCELLED with nothing reserved, and does not go on to the response."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        channel = await own.make_channel("inv")
+        body = order_body(channel=channel, sku=sku, quantity=2)
+        fixed = dict(body["payment"])
+        if wait == "ON_HOLD":
+            await own.set_stock([("WH-BERLIN", sku, 3)])
+            body["payment"]["amount"] = "1.00"
+        async with own.worker():
+            order_id = await own.create_order(body, key="ops")
+            await own.wait_status(order_id, wait)
+            await settle(own, order_workflow_id(order_id))
+        if wait == "NOT_ANNOUNCED":
+            await own.set_stock([("WH-BERLIN", sku, 3)])
+        before = await stock(own, sku)
+        order = own.client.get_workflow_handle(order_workflow_id(order_id))
+        resume = ResumeInput(payment=Payment.model_validate(fixed), comment="fixed")
+        await order.signal("resume", resume)
+        await order.signal("cancel_order", CancelInput(reason="changed my mind"))
+        async with own.worker():
+            await wait_closed(own, order.id)
+            view = await assert_cancelled(own, order_id, channel, units=2, stock_before=before)
+        assert (view["releases"], view["documents"]) == ([], [])
+
+
+async def test_cancel_while_rerouting_after_approval(stack: Stack) -> None:
+    """The approval asks for a new routing; the customer cancels while it runs (the second
+    `route_order` held by a gate). The order ends CANCELLED with every reservation, the
+    first routing's and the second's, given back."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        channel = await own.make_channel(
+            "inv",
+            approval_reasons=[
+                {
+                    "reason": "credit",
+                    "rank": 1,
+                    "approvers": ["ann"],
+                    "reroute_after_approval": True,
+                }
+            ],
+        )
+        await own.set_stock([("WH-BERLIN", sku, 3)])
+        before = await stock(own, sku)
+        gate = Gate(hold_from=2)
+        async with gated_worker(own, {"route_order": gate}):
+            try:
+                order_id = await own.create_order(
+                    order_body(channel=channel, sku=sku, quantity=2), key="ops"
+                )
+                await own.wait_status(order_id, "AWAITING_APPROVAL")
+                order = own.client.get_workflow_handle(order_workflow_id(order_id))
+                await order.signal(
+                    "approval_decision",
+                    ApprovalDecisionInput(reason="credit", decision="approve", approver="ann"),
+                )
+                await eventually(lambda: arrived(gate), "the second route_order started")
+                answer = asyncio.create_task(cancel(own, order_id))
+                await wait_accepted(own, order_id, 1, [answer])
+            finally:
+                gate.open()
+            status, body = await answer
+            assert status == 200, body
+            await wait_closed(own, order.id)
+            await eventually(
+                lambda: asyncio.sleep(0, True if gate.idle else None), "route_order done"
+            )
+            view = await assert_cancelled(
+                own,
+                order_id,
+                channel,
+                units=2,
+                stock_before=before,
+                allowed=frozenset({"status_routing"}),
+            )
+        assert (view["releases"], view["documents"]) == ([], [])
+
+
+@pytest.mark.parametrize("policy", ["backorder_exhausted", "not_announced", "approval_timeout"])
+async def test_cancels_by_the_orders_own_policy_record_their_return(
+    stack: Stack, policy: str
+) -> None:
+    """Units the order's policy cancels (backorder retries used up, NOT_ANNOUNCED with
+    auto-cancel, an approval timing out with `decline`) come back like a customer's
+    cancel: one CANCEL return, nothing reserved, the order CANCELLED and closed."""
+    sku = unique_sku()
+    configs: dict[str, dict[str, Any]] = {
+        "backorder_exhausted": {"backorder_retry_seconds": 1, "backorder_max_attempts": 1},
+        "not_announced": {"auto_cancel_not_announced": True},
+        "approval_timeout": {
+            "approval_reasons": [
+                {
+                    "reason": "credit",
+                    "rank": 1,
+                    "approvers": ["ann"],
+                    "timeout_seconds": 1,
+                    "timeout_action": "decline",
+                }
+            ]
+        },
+    }
+    channel = await stack.make_channel("inv", **configs[policy])
+    await stack.set_stock([("WH-BERLIN", sku, 0 if policy == "not_announced" else 2)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
+    if policy == "backorder_exhausted":
+        key = await stack.current_shipment(order_id, "WH-BERLIN")
+        status, body = await stack.call(
+            "POST",
+            f"/v1/shipments/{key}/pick",
+            key="WH-BERLIN",
+            json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
+        )
+        assert status == 200, body
+    await wait_closed(stack, order_workflow_id(order_id))
+    # Berlin's two units: not found (written off), never there, or back after the decline
+    on_hand = 2 if policy == "approval_timeout" else 0
+    await assert_cancelled(
+        stack,
+        order_id,
+        channel,
+        units=2,
+        stock_before={("WH-BERLIN", sku): (on_hand, 0)},
+        allowed=frozenset({"status_declined", "status_not_announced"}),
+    )
