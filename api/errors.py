@@ -66,14 +66,56 @@ def loads(text: str) -> Any:
     return json.loads(text, parse_constant=_not_json)
 
 
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate ("\ud800" in the JSON)
+        return False
+    return True
+
+
+def unstorable_text(data: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Field errors for strings no database stores: NUL characters (PostgreSQL refuses
+    them, so an activity writing one would fail for ever) and unpaired surrogates."""
+    problems: list[dict[str, Any]] = []
+    pending: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while pending and len(problems) < limit:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                problems.append({"field": ".".join(path), "type": "invalid_text"})
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                # keys are text too (e.g. safety_buffers)
+                shown = key.encode("utf-8", "backslashreplace").decode()
+                if not _storable(key):
+                    problems.append({"field": ".".join((*path, shown)), "type": "invalid_text"})
+                pending.append(((*path, shown), item))
+        elif isinstance(value, list):
+            pending.extend(((*path, str(i)), item) for i, item in enumerate(value))
+    for problem in problems:
+        problem["message"] = "text may not contain NUL characters or unpaired surrogates"
+    return sorted(problems, key=lambda p: str(p["field"]))
+
+
 async def read_json(request: web.Request) -> Any:
     """The body as JSON; a body over the app's client_max_size is a 413 (HTTPException)."""
     try:
-        return await request.json(loads=loads)
+        data = await request.json(loads=loads)
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from err
     except RecursionError as err:
         raise ApiError(400, "invalid_json", "request body is nested too deeply") from err
+    problems = unstorable_text(data)
+    if problems:
+        raise ApiError(
+            422, "validation_error", "the request body has text that cannot be stored", problems
+        )
+    return data
 
 
 def parse(model: type[M], data: Any) -> M:

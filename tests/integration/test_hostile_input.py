@@ -484,3 +484,46 @@ async def test_an_unroutable_order_of_many_lines_is_still_auto_cancelled(stack: 
     view = await stack.wait_status(order_id, "CANCELLED")
     assert all(line["cancelled_quantity"] == 1 for line in view["lines"])
     assert view["returns"][0]["reason"].startswith("not announced: line 0:")
+
+
+async def test_text_no_database_can_store_is_refused(stack: Stack) -> None:
+    """NUL characters and unpaired surrogates are valid JSON escapes, but PostgreSQL
+    stores neither: a cancel reason with a NUL used to fail the order's projection
+    activity for ever."""
+    order_id, _ = await open_order(stack)
+    for text in ("a\\u0000b", "\\ud800", "x\\udfffy"):
+        status, body = await send(
+            stack, "POST", f"/v1/orders/{order_id}/cancel", f'{{"reason": "{text}"}}', key="web"
+        )
+        error = assert_error(status, body, "validation_error")
+        assert fields(error) == {"reason"}, error
+        channel_id = fresh("txt")
+        status, body = await send(
+            stack,
+            "PUT",
+            "/v1/sales-channels",
+            f'[{{"channel_id": "{channel_id}", "name": "{text}",'
+            f' "safety_buffers": {{"{text}": 1}}}}]',
+        )
+        error = assert_error(status, body, "validation_error")
+        assert "0.name" in fields(error), error
+        assert any(f.startswith("0.safety_buffers.") for f in fields(error)), error
+        assert channel_id not in await channel_ids(stack)
+        loc = location()
+        raw = json.dumps([loc]).replace('"name": "test"', f'"name": "{text}"')
+        status, body = await send(stack, "PUT", "/v1/locations", raw)
+        assert fields(assert_error(status, body, "validation_error")) == {"0.name"}
+        assert loc["location_id"] not in await location_ids(stack)
+        order = order_body()
+        raw = json.dumps(order).replace('"name": "Ada"', f'"name": "{text}"', 1)
+        status, body = await send(stack, "POST", "/v1/orders", raw, key="web")
+        assert "customer.name" in fields(assert_error(status, body, "validation_error"))
+        status, body = await stack.call("GET", f"/v1/orders/{order['order_id']}", key="ops")
+        assert status == 404, body
+    # the order was never touched and cancels normally
+    status, body = await stack.call(
+        "POST", f"/v1/orders/{order_id}/cancel", key="web", json={"reason": "plain"}
+    )
+    assert status == 200, body
+    view = await stack.wait_status(order_id, "CANCELLED")
+    assert "plain" in view["returns"][0]["reason"]

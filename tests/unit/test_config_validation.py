@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from api.configuration import ChannelList, LocationList
-from api.errors import loads
+from api.errors import loads, unstorable_text
 from api.openapi import openapi_document
 from api.schemas import (
     MAX_CHANNEL_JSON_BYTES,
@@ -305,6 +305,18 @@ def test_strict_json_refuses_nan_and_infinity_but_reads_overflow_as_inf() -> Non
     body = loads('[{"channel_id": "web", "backorder_retry_seconds": 1e400}]')
     assert refused(ChannelList, body) == ["0.backorder_retry_seconds"]
     assert loads('{"x": 1.5}') == {"x": 1.5}
+
+
+def test_text_no_database_stores_is_found_wherever_it_is() -> None:
+    body = loads(
+        '[{"name": "a\\u0000b", "ok": "Gr\\u00fc\\u00dfe \\ud83d\\ude00",'
+        ' "buffers": {"\\ud800": 1}, "list": ["x", "\\udfff"]}]'
+    )
+    found = unstorable_text(body)
+    assert [p["field"] for p in found] == ["0.buffers.\\ud800", "0.list.1", "0.name"]
+    assert all(p["type"] == "invalid_text" for p in found)
+    assert unstorable_text({"name": "Grüße 😀", "n": [1, 2.5, None, True]}) == []
+    assert len(unstorable_text(["\x00"] * 1000)) == 20
 
 
 # --------------------------------------------------------------------------- URLs
