@@ -66,7 +66,9 @@ def http_url(value: str) -> str:
     return value
 
 
-HttpUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(http_url)]
+WebhookUrl = Annotated[
+    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(http_url)
+]
 ApproverName = Annotated[str, Field(min_length=1, max_length=100)]  # an API key's identity
 ConditionText = Annotated[str, Field(max_length=200)]
 Seconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)]
@@ -103,7 +105,7 @@ class ApprovalReasonConfigIn(ApprovalReasonConfig):
     approvers: list[ApproverName] = Field(min_length=1, max_length=MAX_APPROVERS)
     description: str = Field(default="", max_length=1000)
     rule: ApprovalRuleIn | None = None
-    webhook_url: HttpUrl | None = None
+    webhook_url: WebhookUrl | None = None
     timeout_seconds: Seconds | None = None
     escalate_to: list[ApproverName] = Field(default_factory=list, max_length=MAX_APPROVERS)
 
@@ -137,7 +139,7 @@ class SalesChannelConfigIn(SalesChannelConfig):
         default_factory=_default_document_kinds, max_length=3
     )
     fraud_total_threshold: Money | None = None
-    callback_url: HttpUrl | None = None
+    callback_url: WebhookUrl | None = None
     # at least a tenth of a second: a zero timer would re-route in a tight loop
     backorder_retry_seconds: float = Field(default=3600, ge=0.1, le=MAX_WAIT_SECONDS)
     backorder_max_attempts: int = Field(default=24, ge=0, le=MAX_BACKORDER_ATTEMPTS)
@@ -164,7 +166,7 @@ class LocationConfigIn(LocationConfig):
     time_zone: str = Field(default="UTC", min_length=1, max_length=64)
     daily_capacity: int = Field(default=1000, ge=0, le=MAX_DAILY_CAPACITY)
     priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
-    webhook_url: HttpUrl | None = None
+    webhook_url: WebhookUrl | None = None
     cost_per_shipment: float = Field(default=0.0, ge=0, le=MAX_COST)
     channels: list[Identifier] = Field(default_factory=list, max_length=MAX_REFERENCES)
     delivery_types: list[Literal["ship", "pickup"]] = Field(default_factory=list, max_length=2)
