@@ -60,6 +60,7 @@ from workflows.order import order_workflow_id
 # a cancelled order's history stays well below this; the ON_HOLD loop passed it in seconds
 HISTORY_LIMIT = 200
 HELD = ("ACTIVE", "PICKED")  # reservation statuses that still hold stock
+SHIPPED = ("SHIPPED", "DELIVERED")
 # statuses an order must not enter once a cancel of all of it was accepted
 AFTER_CANCEL_ALLOWED = {"status_validated", "status_cancelled"}
 CLOSED = {
@@ -534,6 +535,11 @@ async def order_facts(stack: Stack, order_id: str) -> dict[str, Any]:
             (r.reservation_id, r.quantity, r.status)
             for r in await stack.store.inventory.reservations_for_order(order_id)
         ),
+        "stored_shipments": sorted(
+            (record.shipment_key, line.line_id, line.status, line.quantity)
+            for record in await stack.store.fulfillment.shipments(order_id)
+            for line in record.lines
+        ),
     }
 
 
@@ -549,6 +555,9 @@ def assert_release_invariants(facts: dict[str, Any], quantity: int) -> None:
         assert all(n <= 1 for n in current.values()), (name, facts[name])
     reserved = sum(q for _, q, status in facts["reservations"] if status in (*HELD, "CONSUMED"))
     assert reserved <= quantity, facts["reservations"]
+    # a shipment row's quantity stays 0 unless shipped
+    for rows in (facts["shipments"], facts["stored_shipments"]):
+        assert all(q == 0 for _, _, status, q in rows if status not in SHIPPED), rows
 
 
 @pytest.mark.parametrize("kind", REPORTS)
