@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import BigInteger, cast, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.database import Database, utcnow
 from store.tables import Inventory, InventoryAdjustment, Reservation, RoutingFence
 
 BATCH = 1000
+MAX_ON_HAND = 2_000_000_000  # the inventory columns are 32-bit integers
 # fences of activities scheduled longer ago than this are deleted, a few per claim
 FENCE_TTL = timedelta(days=1)
 FENCE_SWEEP = 100
@@ -186,7 +187,12 @@ class InventoryRepository:
                         .on_conflict_do_update(
                             index_elements=["location_id", "sku"],
                             set_={
-                                "on_hand": self._greatest(Inventory.on_hand + delta, 0),
+                                # in 64 bits, then kept within the column's range: a
+                                # large receipt never overflows into an error
+                                "on_hand": self._least(
+                                    self._greatest(cast(Inventory.on_hand, BigInteger) + delta, 0),
+                                    MAX_ON_HAND,
+                                ),
                                 "updated_at": now,
                             },
                         )
@@ -194,6 +200,9 @@ class InventoryRepository:
                 row = await session.get(Inventory, (location_id, sku), populate_existing=True)
                 results.append((location_id, sku, row.on_hand if row else 0, applied))
         return results
+
+    def _least(self, left: Any, right: Any) -> Any:
+        return (func.min if self.db.is_sqlite else func.least)(left, right)
 
     def _greatest(self, left: Any, right: Any) -> Any:
         # scalar max() in SQLite is greatest() in PostgreSQL

@@ -140,7 +140,7 @@ class Payment(_Strict):
 class Delivery(_Strict):
     type: Literal["ship", "pickup"] = "ship"
     ship_complete: bool = False
-    pickup_location_id: str | None = None
+    pickup_location_id: Identifier | None = None
 
 
 class OrderInput(_Strict):
