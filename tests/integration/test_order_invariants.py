@@ -39,6 +39,7 @@ from tests.integration.gates import (
     eventually,
     gated_worker,
     history,
+    idle,
     private_stack,
     quiescent,
     settle,
@@ -1182,3 +1183,45 @@ async def test_cancels_by_the_orders_own_policy_record_their_return(
         stock_before={("WH-BERLIN", sku): (on_hand, 0)},
         allowed=frozenset({"status_declined", "status_not_announced"}),
     )
+
+
+@pytest.mark.parametrize(
+    ("signal", "payload"),
+    [
+        ("cancel_order", {"lines": ["1"], "reason": "typo in the field name"}),
+        ("resume", {"comment": 42, "payment": "paid"}),
+        ("approval_decision", {"reason": "credit", "decision": "maybe"}),
+        ("fulfillment_progress", {"release_key": "R1", "kind": "exploded"}),
+        ("cancel_order", "not even an object"),
+    ],
+    ids=["cancel_typo", "resume_wrong_types", "decision_unknown", "progress_unknown_kind", "text"],
+)
+async def test_malformed_signal_does_not_poison_the_order(
+    stack: Stack, signal: str, payload: Any
+) -> None:
+    """A signal whose payload does not fit its type (a typo in `temporal workflow signal
+    --input`, an old client) is dropped: the order's workflow tasks keep completing, it
+    answers reads, and a proper cancel afterwards still works."""
+    sku = unique_sku()
+    channel = await stack.make_channel("inv")
+    await stack.set_stock([("WH-BERLIN", sku, 2)])
+    before = await stock(stack, sku)
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2), key="ops")
+    await stack.current_shipment(order_id, "WH-BERLIN")
+    await settle_order(stack, order_id)
+    workflow_id = order_workflow_id(order_id)
+    handle = stack.client.get_workflow_handle(workflow_id)
+    await handle.signal(signal, payload)
+    await wait_history(
+        stack,
+        workflow_id,
+        lambda h: signal in signal_names(h) and (idle(h) or bool(task_failures(h))),
+        "the signal handled",
+    )
+    assert task_failures(await history(stack, workflow_id)) == []
+    assert (await stack.order(order_id))["status"] == "IN_FULFILLMENT"
+    status, body = await cancel(stack, order_id)
+    assert status == 200, body
+    await wait_closed(stack, workflow_id)
+    await assert_cancelled(stack, order_id, channel, units=2, stock_before=before)
+    assert task_failures(await history(stack, workflow_id)) == []
