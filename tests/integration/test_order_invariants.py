@@ -1225,3 +1225,32 @@ async def test_malformed_signal_does_not_poison_the_order(
     await wait_closed(stack, workflow_id)
     await assert_cancelled(stack, order_id, channel, units=2, stock_before=before)
     assert task_failures(await history(stack, workflow_id)) == []
+
+
+async def test_negative_stored_safety_buffer_never_promises_more_than_is_there(
+    stack: Stack,
+) -> None:
+    """A safety buffer below zero (refused by the API, written straight into the store)
+    must not make availability or routing promise more than is physically available:
+    Berlin has 1 unit; an order for 3 does not reserve them there, and the order reaches
+    a state an operator can act on (no activity retrying for ever, no failed task)."""
+    sku = unique_sku()
+    channel = await stack.make_channel("inv")
+    config = await stack.store.config.channel(channel)
+    assert config is not None
+    await stack.store.config.upsert_channels([{**config, "safety_buffers": {"WH-BERLIN": -5}}])
+    await stack.add_key(channel, "webshop", channel)
+    await stack.set_stock([("WH-BERLIN", sku, 1)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=3), key="ops")
+
+    async def settled() -> dict[str, Any] | None:
+        await no_failing_tasks_or_retries(stack, order_id)
+        view = await stack.order(order_id)
+        waiting = ("ON_HOLD", "NOT_ANNOUNCED", "CHECK_ANNOUNCED", "CANCELLED")
+        return view if view["status"] in waiting else None
+
+    view = await eventually(settled, f"order {order_id} waiting for an operator")
+    assert view["hold_reasons"] or view["status"] == "CANCELLED", view
+    assert await held(stack, order_id) == []
+    assert await stock(stack, sku) == {("WH-BERLIN", sku): (1, 0)}
+    assert (await stack.atp(sku, channel)).get("WH-BERLIN", 0) <= 1
