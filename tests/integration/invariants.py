@@ -185,24 +185,35 @@ def _status_events(events: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
     return sorted((seq, kind) for seq, kind in events if kind.startswith("status_"))
 
 
+def _merge_sources(found: dict[str, str]) -> str:
+    """'event log and view events: X' when both sources say the same, else each one."""
+    by_detail: dict[str, list[str]] = {}
+    for source, detail in found.items():
+        by_detail.setdefault(detail, []).append(source)
+    return "; ".join(f"{' and '.join(sources)}: {d}" for d, sources in by_detail.items())
+
+
 def check_terminal_kept(facts: OrderFacts) -> list[Violation]:
-    out = []
+    found: dict[str, str] = {}
     view_events = [(e["seq"], e["type"]) for e in facts.view.get("events", [])]
     for source, events in (("event log", facts.store_events), ("view events", view_events)):
         statuses = _status_events(events)
         for i, (seq, kind) in enumerate(statuses):
             if kind in ("status_cancelled", "status_completed") and i + 1 < len(statuses):
                 after = [k for _, k in statuses[i + 1 :]]
-                out.append(
-                    Violation(
-                        "terminal-status-left",
-                        f"order {facts.order_id}",
-                        f"{source}: {kind} (seq {seq}) followed by {after}",
-                        (facts.order_id,),
-                    )
-                )
+                shown = ", ".join(after[:6]) + (f", ... ({len(after)} in all)" if after[6:] else "")
+                found[source] = f"{kind} (seq {seq}) followed by {shown}"
                 break
-    return out
+    if not found:
+        return []
+    return [
+        Violation(
+            "terminal-status-left",
+            f"order {facts.order_id}",
+            _merge_sources(found),
+            (facts.order_id,),
+        )
+    ]
 
 
 def check_status_agreement(facts: OrderFacts) -> list[Violation]:
@@ -498,27 +509,25 @@ def check_lines(facts: OrderFacts, store: StoreFacts) -> list[Violation]:
         ordered = line["quantity"]
         cancelled = line["cancelled_quantity"]
         subject = f"order {oid} line {lid}"
+        exceeded: dict[str, str] = {}
+        mismatched: dict[str, str] = {}
         for source, returns in (("view", view_returns), ("returns table", store_returns)):
             total = sum(q for (_, l_id), q in returns.items() if l_id == lid)
             if total > ordered:
-                out.append(
-                    Violation(
-                        "returns-exceed-ordered",
-                        subject,
-                        f"{source}: {total} units returned of {ordered} ordered",
-                        (oid,),
-                    )
-                )
+                exceeded[source] = f"{total} units returned of {ordered} ordered"
             if returns[("CANCEL", lid)] != cancelled:
-                out.append(
-                    Violation(
-                        "cancel-returns-mismatch",
-                        subject,
-                        f"{source}: CANCEL returns {returns[('CANCEL', lid)]} units, "
-                        f"order view cancelled_quantity {cancelled}",
-                        (oid,),
-                    )
+                mismatched[source] = (
+                    f"CANCEL returns add up to {returns[('CANCEL', lid)]} units, "
+                    f"the line's cancelled_quantity is {cancelled}"
                 )
+        if exceeded:
+            out.append(
+                Violation("returns-exceed-ordered", subject, _merge_sources(exceeded), (oid,))
+            )
+        if mismatched:
+            out.append(
+                Violation("cancel-returns-mismatch", subject, _merge_sources(mismatched), (oid,))
+            )
         mine = [r for r in reservations if r.line_id == lid]
         held = sum(r.quantity for r in mine if r.status in LIVE_RESERVATION)
         shipped = sum(r.quantity for r in mine if r.status == "CONSUMED")
