@@ -32,5 +32,20 @@ bench: $(STAMP)
 	$(PY) -m bench.routing
 	$(PY) -m bench.inventory
 
+# Random interleavings of order messages, longer than in `make test`, over several seeds
+# (tests/integration/test_interleavings.py); every seed runs, the first failure fails.
+CHAOS_SEEDS ?= 1 2 3 4 5
+CHAOS_STEPS ?= 400
+CHAOS_ORDERS ?= 30
+.PHONY: chaos
+chaos: $(STAMP)
+	@failed=""; for seed in $(CHAOS_SEEDS); do \
+	  echo "== chaos seed $$seed: $(CHAOS_STEPS) steps, $(CHAOS_ORDERS) orders"; \
+	  OMS_CHAOS_SEED=$$seed OMS_CHAOS_STEPS=$(CHAOS_STEPS) OMS_CHAOS_ORDERS=$(CHAOS_ORDERS) \
+	    $(VENV)/bin/pytest -q -p no:cacheprovider -s tests/integration/test_interleavings.py \
+	    || failed="$$failed $$seed"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "chaos: failing seeds:$$failed"; exit 1; fi
+
 clean:
 	rm -rf .oms
