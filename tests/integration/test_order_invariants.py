@@ -31,7 +31,7 @@ from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus
 
 from store.tables import Return
-from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.conftest import WAIT_SECONDS, Stack, order_body, unique_sku
 from tests.integration.gates import (
     E,
     Gate,
@@ -170,6 +170,15 @@ async def assert_cancelled(
     return view
 
 
+async def answer_of(answer: asyncio.Task[tuple[int, Any]]) -> tuple[int, Any]:
+    """The HTTP answer of a command sent as a task, within the suite's deadline."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(answer), WAIT_SECONDS)
+    except TimeoutError:
+        answer.cancel()
+    pytest.fail(f"no answer to the command in {WAIT_SECONDS}s")
+
+
 async def arrived(gate: Gate) -> bool | None:
     return True if gate.arrived.is_set() else None
 
@@ -255,7 +264,7 @@ async def test_cancel_accepted_mid_stage_cancels_the_order(
             finally:
                 stage_gate.open()
             await hold_cancel_activity(own, order_id, cancel_gate, answer)
-            status, body = await answer
+            status, body = await answer_of(answer)
             assert status == 200, body
             await wait_closed(own, order_workflow_id(order_id))
             view = await assert_cancelled(own, order_id, channel, units=2, stock_before=before)
@@ -290,7 +299,7 @@ async def test_cancel_while_waiting_for_an_operator_stays_cancelled(
             await settle(own, order_workflow_id(order_id))
             answer = asyncio.create_task(cancel(own, order_id))
             await hold_cancel_activity(own, order_id, cancel_gate, answer)
-            status, body = await answer
+            status, body = await answer_of(answer)
             assert status == 200, body
             if wait == "NOT_ANNOUNCED":
                 # stock arrives: a resume or an assignment would now find it
@@ -338,7 +347,7 @@ async def test_cancel_on_hold_closes_the_order_without_a_loop(stack: Stack) -> N
             await settle(own, workflow_id)
             answer = asyncio.create_task(cancel(own, order_id))
             await hold_cancel_activity(own, order_id, cancel_gate, answer)
-            status, answered = await answer
+            status, answered = await answer_of(answer)
             assert status == 200, answered
 
             async def closed() -> int | None:
@@ -411,7 +420,7 @@ async def test_two_cancel_updates_accepted_together_return_the_units_once(stack:
                     await wait_accepted(own, order_id, len(answers), answers)
             finally:
                 gate.open()
-            results = await asyncio.gather(*answers)
+            results = [await answer_of(a) for a in answers]
             codes = sorted(status for status, _ in results)
             assert codes in ([200, 200], [200, 409]), results
             await wait_closed(own, order_workflow_id(order_id))
@@ -845,7 +854,7 @@ async def test_cancel_of_one_line_while_routing_releases_its_reservation(stack: 
                 await wait_accepted(own, order_id, 1, [answer])
             finally:
                 gate.open()
-            status, answered = await answer
+            status, answered = await answer_of(answer)
             assert status == 200, answered
             key = await own.current_shipment(order_id, "WH-BERLIN")
             await settle_order(own, order_id)
@@ -900,7 +909,9 @@ async def test_assignment_and_cancel_accepted_together(stack: Stack) -> None:
                 await wait_accepted(own, order_id, 2, answers)
             finally:
                 gate.open()
-            (assigned, assign_body), (cancelled, cancel_body) = await asyncio.gather(*answers)
+            (assigned, assign_body), (cancelled, cancel_body) = [
+                await answer_of(a) for a in answers
+            ]
             assert assigned in (200, 409), assign_body
             assert cancelled == 200, cancel_body
             await wait_closed(own, order_workflow_id(order_id))
@@ -1120,7 +1131,7 @@ async def test_cancel_while_rerouting_after_approval(stack: Stack) -> None:
                 await wait_accepted(own, order_id, 1, [answer])
             finally:
                 gate.open()
-            status, body = await answer
+            status, body = await answer_of(answer)
             assert status == 200, body
             await wait_closed(own, order.id)
             await eventually(
@@ -1254,3 +1265,45 @@ async def test_negative_stored_safety_buffer_never_promises_more_than_is_there(
     assert await held(stack, order_id) == []
     assert await stock(stack, sku) == {("WH-BERLIN", sku): (1, 0)}
     assert (await stack.atp(sku, channel)).get("WH-BERLIN", 0) <= 1
+
+
+@pytest.mark.parametrize("stage", ["AWAITING_APPROVAL", "IN_FULFILLMENT"])
+async def test_api_cancel_and_temporal_cancellation_together(stack: Stack, stage: str) -> None:
+    """The customer's cancel is under way (its store write held at a gate) when an engineer
+    also presses `Request Cancellation`. One cancel's worth happens: CANCELLED, one CANCEL
+    return, the stock back once."""
+    sku = unique_sku()
+    async with private_stack(stack) as own:
+        if stage == "AWAITING_APPROVAL":
+            channel = await approval_channel(own)
+        else:
+            channel = await own.make_channel("inv")
+        await own.set_stock([("WH-BERLIN", sku, 2)])
+        gate = Gate()
+        async with gated_worker(own, {"cancel_order_lines": gate}):
+            try:
+                order_id = await own.create_order(
+                    order_body(channel=channel, sku=sku, quantity=2), key="ops"
+                )
+                if stage == "IN_FULFILLMENT":
+                    await own.current_shipment(order_id, "WH-BERLIN")
+                await own.wait_status(order_id, stage)
+                await settle_order(own, order_id)
+                answer = asyncio.create_task(cancel(own, order_id))
+                await eventually(lambda: arrived(gate), "the cancel's store write started")
+                handle = own.client.get_workflow_handle(order_workflow_id(order_id))
+                await handle.cancel()
+                await wait_history(
+                    own,
+                    handle.id,
+                    lambda h: count(h, E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED) == 1,
+                    "cancellation requested",
+                )
+            finally:
+                gate.open()
+            status, body = await answer_of(answer)
+            assert status == 200, body
+            await wait_closed(own, handle.id)
+            await assert_cancelled(
+                own, order_id, channel, units=2, stock_before={("WH-BERLIN", sku): (2, 0)}
+            )
