@@ -12,8 +12,11 @@ should have seen instead:
    carries more units than were released, changes nothing;
 5. a Temporal-level cancellation (the UI's "Request Cancellation") cancels the order;
 6. a sales channel whose stored configuration is bad does not fail workflow tasks;
-plus the same kind of defect found on the way (duplicate line ids in a cancel, channel
-configuration accepted on write that cannot be run).
+7. the same kind of defect, found on the way: duplicate line ids in a cancel, channel
+   configuration accepted on write that cannot run, a decision, a resume, an assignment or
+   a re-routing racing a cancel, cancels by the order's own policy, Temporal cancellation
+   while an activity runs or while an API cancel is under way, made-up `cancelled`
+   reports, malformed signals, a negative safety buffer stored by hand.
 
 To hold an order inside a stage deterministically, a test runs its own worker whose
 `validate_order` or `route_order` waits behind a `Gate` (tests/integration/gates.py).
