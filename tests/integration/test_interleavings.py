@@ -17,8 +17,10 @@ end (cancel what can be cancelled, ship and deliver the rest), and they are chec
 again, now also: no reservation is left for the test's SKUs.
 
 The environment chooses the run: OMS_CHAOS_SEED (default 7001), OMS_CHAOS_STEPS
-(bursts, default 30), OMS_CHAOS_ORDERS (default 8), OMS_CHAOS_REQUEST_TIMEOUT (seconds per
-request, default 30), OMS_CHAOS_SETTLE_SECONDS (default 45). The seed and a summary are
+(bursts, default 80), OMS_CHAOS_ORDERS (default 12), OMS_CHAOS_REQUEST_TIMEOUT (seconds per
+request, default 30), OMS_CHAOS_SETTLE_SECONDS (default 45), OMS_CHAOS_DRIVE_SECONDS
+(default 90), OMS_CHAOS_PARALLEL (bursts in flight at once, default 3), OMS_CHAOS_VERBOSE=1
+(print every order's operation log). The seed and a summary are
 printed; on failure the message names each broken invariant with its order or SKU, and
 shows the operation log of every order involved. Timing makes runs of one seed differ in
 detail; the seed fixes the generator's choices. `make chaos` runs several seeds, longer.
@@ -27,6 +29,7 @@ detail; the seed fixes the generator's choices. `make chaos` runs several seeds,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import random
@@ -65,12 +68,14 @@ from workflows.model import FulfillmentProgress
 from workflows.order import order_workflow_id
 
 SEED = int(os.environ.get("OMS_CHAOS_SEED", "7001"))
-STEPS = int(os.environ.get("OMS_CHAOS_STEPS", "30"))
-ORDERS = int(os.environ.get("OMS_CHAOS_ORDERS", "8"))
+STEPS = int(os.environ.get("OMS_CHAOS_STEPS", "80"))
+ORDERS = int(os.environ.get("OMS_CHAOS_ORDERS", "12"))
 REQUEST_TIMEOUT = float(os.environ.get("OMS_CHAOS_REQUEST_TIMEOUT", "30"))
 SETTLE_SECONDS = float(os.environ.get("OMS_CHAOS_SETTLE_SECONDS", "45"))
 VERBOSE = os.environ.get("OMS_CHAOS_VERBOSE") == "1"  # print every order's log
 DRIVE_SECONDS = float(os.environ.get("OMS_CHAOS_DRIVE_SECONDS", "90"))
+# bursts in flight at once during the random phase
+PARALLEL = int(os.environ.get("OMS_CHAOS_PARALLEL", "3"))
 POLL = 0.3  # seconds between polls of a condition (never a wait tuned to pass)
 
 LOCATIONS = ("WH-BERLIN", "WH-MUNICH", "ST-HAMBURG", "WH-LONDON")
@@ -83,6 +88,7 @@ pytestmark = pytest.mark.timeout(
 )
 
 Factory = Callable[[], Coroutine[Any, Any, None]]
+STEP: contextvars.ContextVar[str] = contextvars.ContextVar("step", default="setup")
 
 
 @dataclass
@@ -145,7 +151,6 @@ class Chaos:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.violations: list[tuple[str, Violation]] = []
         self.phase = "setup"
-        self.step_no = 0
         self.after_random = ""
         # order -> line -> the first cancel of it that the API accepted (answered 200)
         self.accepted_cancels: dict[str, dict[str, str]] = defaultdict(dict)
@@ -159,7 +164,7 @@ class Chaos:
         self.violations.append((self.phase, violation))
 
     def log(self, order_id: str | None, text: str) -> None:
-        entry = f"{self.now():7.2f}s {self.phase}#{self.step_no} {text}"
+        entry = f"{self.now():7.2f}s {STEP.get()} {text}"
         self.logs[order_id or "-"].append(entry)
 
     async def request(
@@ -326,7 +331,7 @@ class Chaos:
         payload: dict[str, Any] = {"reason": "chaos"}
         if line_ids is not None:
             payload["line_ids"] = line_ids
-        at = f"{self.phase}#{self.step_no} {self.now():.2f}s"
+        at = f"{STEP.get()} {self.now():.2f}s"
         status, _ = await self.request(
             "cancel_lines" if line_ids else "cancel",
             order_id,
@@ -483,6 +488,14 @@ class Chaos:
         add(1.5, lambda: self.work_orders(order_id, rng.choice(LOCATIONS)))
         cancel_weight = 0.1 if ended else 0.4 if status in EARLY + ROUTING_WAITS else 0.2
         add(cancel_weight, lambda: self.cancel(order_id, None, self.canceller(order_id)))
+        if not ended:  # two cancels at once
+            add(
+                cancel_weight / 2,
+                lambda: self.together(
+                    self.cancel(order_id, None, self.canceller(order_id)),
+                    self.cancel(order_id, None, self.canceller(order_id)),
+                ),
+            )
         if len(info.line_ids) > 1:
             add(
                 cancel_weight * 0.7,
@@ -503,6 +516,14 @@ class Chaos:
                 0.5 if pending else 0.1,
                 partial(self.decide_by_one_of, order_id, reason, approvers, "decline"),
             )
+            if pending:  # approval and cancel at once
+                add(
+                    0.5,
+                    lambda r=reason, a=approvers: self.together(  # type: ignore[misc]
+                        self.decide_by_one_of(order_id, r, a, "approve"),
+                        self.cancel(order_id, None, self.canceller(order_id)),
+                    ),
+                )
         if info.channel == self.channels["appr"] and status in EARLY:
             add(0.3, lambda: self.decide(order_id, "credit", self.approvers[0], "approve"))
         quantities = {(r["release_key"], r["line_id"]): r["quantity"] for r in view["releases"]}
@@ -516,6 +537,15 @@ class Chaos:
             states = set(lines.values())
             full = {lid: quantities.get((release, lid), 1) for lid in sorted(lines)}
             if "OPEN" in states:
+                # pick + cancel + ship of the same shipment at once
+                add(
+                    0.4,
+                    lambda k=key, lo=loc, f=full: self.together(  # type: ignore[misc]
+                        self.pick(order_id, k, lo, f, "pick_full"),
+                        self.cancel(order_id, sorted(f), self.canceller(order_id)),
+                        self.ship(order_id, k, lo),
+                    ),
+                )
                 add(3, partial(self.pick, order_id, key, loc, full, "pick_full"))
                 add(1, partial(self.pick, order_id, key, loc, full, "pick_short"))
                 add(0.6, partial(self.pick, order_id, key, loc, full, "pick_zero"))
@@ -565,6 +595,10 @@ class Chaos:
             add(0.1, lambda: self.resume(order_id, fixed=rng.random() < 0.5))
         return ops
 
+    async def together(self, *messages: Coroutine[Any, Any, None]) -> None:
+        """Messages sent at the same moment (a race the burst asks for explicitly)."""
+        await asyncio.gather(*messages)
+
     def pick(
         self, order_id: str, key: str, location_id: str, full: dict[str, int], kind: str
     ) -> Coroutine[Any, Any, None]:
@@ -595,6 +629,7 @@ class Chaos:
             lambda: self.cancel(oid, None, self.canceller(oid)),
             lambda: self.cancel(oid, self.some_lines(oid), self.canceller(oid)),
             lambda: self.add_stock(oid, rng.choice(LOCATIONS), rng.choice(self.skus), 2),
+            lambda: self.work_orders(oid, rng.choice(LOCATIONS)),
         ]
         if info.held:
             options.append(lambda: self.resume(oid, fixed=True))
@@ -607,36 +642,55 @@ class Chaos:
     async def random_phase(self) -> None:
         self.phase = "random"
         rng = self.rng
+        in_flight: set[asyncio.Task[None]] = set()
         for step in range(self.steps):
-            self.step_no = step + 1
+            STEP.set(f"random#{step + 1}")
             left = self.max_orders - len(self.orders)
             room = max(1.0, self.steps * 0.6 - step)
+            burst: list[Coroutine[Any, Any, None]] = []
             if left > 0 and (not self.orders or rng.random() < max(0.3, left / room)):
                 info = self.new_order()
-                if await self.create(info) and rng.random() < 0.25:
-                    await asyncio.gather(*self.early_burst(info))
-                    continue
-            if not self.orders:
-                continue
-            ids = sorted(self.orders)
-            live = [oid for oid in ids if self.last_status.get(oid) not in ENDED]
-            target = rng.choice(live if live and rng.random() < 0.9 else ids)
-            view = await self.read(target)
-            ops = self.plan(target, view)
-            burst = [self.choose(ops)() for _ in range(rng.choice((1, 1, 2, 2, 3)))]
-            if rng.random() < 0.12:
-                burst.append(ops[0][1]())  # a cancel racing with the rest
-            if rng.random() < 0.15:
-                burst.append(
-                    self.add_stock(
-                        None, rng.choice(LOCATIONS), rng.choice(self.skus), rng.randint(1, 3)
-                    )
+                if await self.create(info) and rng.random() < 0.2:
+                    burst = self.early_burst(info)
+            if not burst and self.orders:
+                burst = await self.plan_burst()
+            if burst:
+                # overlapping bursts: the next step starts while this one is under way
+                in_flight.add(asyncio.create_task(self.run_burst(burst)))
+            while len(in_flight) >= PARALLEL:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        if in_flight:
+            await asyncio.wait(in_flight)
+        STEP.set("settled")
+
+    async def plan_burst(self) -> list[Coroutine[Any, Any, None]]:
+        rng = self.rng
+        ids = sorted(self.orders)
+        live = [oid for oid in ids if self.last_status.get(oid) not in ENDED]
+        target = rng.choice(live if live and rng.random() < 0.9 else ids)
+        view = await self.read(target)
+        ops = self.plan(target, view)
+        burst = [self.choose(ops)() for _ in range(rng.choice((1, 1, 2, 2, 3)))]
+        if rng.random() < 0.12:
+            burst.append(ops[0][1]())  # a cancel racing with the rest
+        if rng.random() < 0.15:
+            burst.append(
+                self.add_stock(
+                    None, rng.choice(LOCATIONS), rng.choice(self.skus), rng.randint(1, 3)
                 )
-            if len(ids) > 1 and rng.random() < 0.25:
-                other = rng.choice([oid for oid in ids if oid != target])
-                burst.append(self.choose(self.plan(other, await self.read(other)))())
-            await asyncio.gather(*burst)
-        self.step_no = 0
+            )
+        if len(ids) > 1 and rng.random() < 0.25:
+            other = rng.choice([oid for oid in ids if oid != target])
+            burst.append(self.choose(self.plan(other, await self.read(other)))())
+        return burst
+
+    async def run_burst(self, burst: list[Coroutine[Any, Any, None]]) -> None:
+        results = await asyncio.gather(*burst, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):  # the test's own machinery broke
+                self.violate(
+                    Violation("test-error", STEP.get(), f"{type(result).__name__}: {result}")
+                )
 
     def statuses(self) -> str:
         seen = Counter(self.last_status.get(oid, "?") for oid in self.orders)
@@ -679,6 +733,7 @@ class Chaos:
         """Cancel what can be cancelled, ship and deliver the rest, until every order
         is CANCELLED, COMPLETED or DELIVERED."""
         self.phase = "end"
+        STEP.set("end")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRIVE_SECONDS
         cancels: Counter[str] = Counter()
