@@ -21,7 +21,8 @@ def serves(location: LocationConfig, channel: SalesChannelConfig) -> bool:
 
 def safety_buffer(location: LocationConfig, channel: SalesChannelConfig) -> int:
     buffers = channel.safety_buffers
-    return buffers.get(location.location_id, buffers.get(location.type, 0))
+    # never negative: a buffer holds units back, it cannot promise units that are not there
+    return max(buffers.get(location.location_id, buffers.get(location.type, 0)), 0)
 
 
 def channel_atp(

@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.order_approval import OrderApproval
-from workflows.order_base import MAX_LINES
+from workflows.order_base import FINAL, MAX_LINES
 from workflows.order_cancel import OrderCancellation
 from workflows.order_routing import OrderRouting
 
@@ -103,17 +103,36 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
 
     @workflow.run
     async def run(self, input: OrderWorkflowInput) -> OrderOutcome:
-        try:
-            await self._lifecycle(resumed=input.carried is not None)
-        except asyncio.CancelledError:
-            if not self.guarded:
-                raise
-            # "Request Cancellation" in the Temporal UI or CLI: an order cancel, so the
-            # stock comes back and the locations stop; shipped units still complete
-            await self._cancel_from_temporal()
-        if self.notices:
-            await asyncio.gather(*self.notices)
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        resumed = input.carried is not None
+        if not self.guarded:  # histories from before the guard
+            await self._lifecycle(resumed=resumed)
+            if self.notices:
+                await asyncio.gather(*self.notices)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self._outcome()
+        # "Request Cancellation" in the Temporal UI or CLI is an order cancel: the order's
+        # own flow is shielded from it, so a stage's activity finishes and is accounted
+        # for, and the cancel then takes the lock like any other cancel
+        whole = asyncio.create_task(self._run_to_the_end(resumed=resumed))
+        while True:
+            try:
+                return await asyncio.shield(whole)
+            except asyncio.CancelledError:
+                if whole.done():
+                    raise
+                self.notices.append(asyncio.create_task(self._cancel_from_temporal()))
+
+    async def _run_to_the_end(self, *, resumed: bool) -> OrderOutcome:
+        await self._lifecycle(resumed=resumed)
+        # notices, a Temporal cancel and message handlers finish before the order closes
+        await workflow.wait_condition(
+            lambda: all(task.done() for task in self.notices) and workflow.all_handlers_finished()
+        )
+        for task in self.notices:
+            task.result()  # a failure in one of them fails the task, visibly
+        return self._outcome()
+
+    def _outcome(self) -> OrderOutcome:
         return OrderOutcome(order_id=self.view.order_id, status=self.view.status, runs=self.runs)
 
     async def _lifecycle(self, *, resumed: bool) -> None:
@@ -137,13 +156,11 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
 
     async def _cancel_from_temporal(self) -> None:
         self._event("workflow_cancel_requested", "cancellation requested through Temporal")
-        if not self.closed and self.state.cancellable(list(self.state.lines)):
-            await self._cancel(CancelInput(reason="cancellation requested through Temporal"))
-        await workflow.wait_condition(lambda: self.cancels_in_flight == 0)
-        if not self.closed and self.view.status != OrderStatus.DELIVERED:
-            # what shipped before the cancel still reaches the customer
-            await self._fulfil()
-            await self._complete_after_return_window()
+        if self.view.status in FINAL or not self.state.cancellable(list(self.state.lines)):
+            self._event("cancel_ignored", f"order is {self.view.status.value}: nothing to cancel")
+            await self._publish()
+            return
+        await self._cancel(CancelInput(reason="cancellation requested through Temporal"))
 
     async def _validate(self) -> None:
         while True:

@@ -285,8 +285,7 @@ class OrderState(BaseModel):
         self.refresh_lines()
         return True
 
-    @staticmethod
-    def _applies(progress: FulfillmentProgress, line_id: str, alloc: Allocation) -> bool:
+    def _applies(self, progress: FulfillmentProgress, line_id: str, alloc: Allocation) -> bool:
         """Whether this report is the next step of this line's allocation (see
         apply_progress), with a quantity it can have."""
         if progress.kind == "released":
@@ -305,7 +304,8 @@ class OrderState(BaseModel):
             return alloc.state == "picked" and 0 < quantity <= alloc.quantity
         if progress.kind == "delivered":
             return alloc.state == "shipped"
-        return alloc.state in ("released", "picked")  # cancelled
+        # cancelled: only what this order asked its location to cancel
+        return alloc.state in ("released", "picked") and line_id in self.cancelling
 
     def _set_release(
         self,

@@ -289,10 +289,20 @@ def test_cancel_unreleased_leaves_released_line_to_its_location():
     assert state.fulfillment_status() == OrderStatus.IN_FULFILLMENT
 
 
+def test_cancelled_report_nobody_asked_for_changes_nothing():
+    state = make_state(2)
+    route(state, "1", "WH-A")
+    seq = release(state, "WH-A")
+    report(state, seq, "WH-A", "cancelled", {"1": 1})
+    assert state.view.line("1").status == LineStatus.RELEASED
+    assert state.lines["1"].cancelled == 0
+
+
 def test_cancelled_report_from_location_cancels_released_line():
     state = make_state(2)
     route(state, "1", "WH-A")
     seq = release(state, "WH-A")
+    state.cancelling.add("1")  # the order asked the location to cancel the line
     report(state, seq, "WH-A", "cancelled", {"1": 1})
     assert state.view.line("1").status == LineStatus.CANCELLED
     assert releases_of(state, "1")[0].status == ReleaseStatus.CANCELLED
