@@ -120,7 +120,7 @@ def read_history(workflow_id: str, history: Sequence[HistoryEvent]) -> WorkflowR
             timers.pop(e.timer_fired_event_attributes.started_event_id, None)
         elif kind == E.EVENT_TYPE_TIMER_CANCELED:
             timers.pop(e.timer_canceled_event_attributes.started_event_id, None)
-    if closed is not None and closed != "COMPLETED":
+    if closed is not None and closed not in ("COMPLETED", "CONTINUED_AS_NEW"):
         attrs_failure = ""
         if history[-1].event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             attrs_failure = (
@@ -145,10 +145,13 @@ def read_history(workflow_id: str, history: Sequence[HistoryEvent]) -> WorkflowR
     return WorkflowRun(workflow_id, len(history), closed, busy, failures, children)
 
 
-async def workflow_runs(client: Client, order_workflow_id: str) -> list[WorkflowRun]:
-    """The order's workflow and every release it started (one history read each)."""
+async def workflow_runs(
+    client: Client, order_workflow_id: str, release_ids: Iterable[str] = ()
+) -> list[WorkflowRun]:
+    """The order's workflow (its latest run) and every release it started, found in its
+    history or given (releases of earlier runs, after a continue-as-new)."""
     runs: list[WorkflowRun] = []
-    ids = [order_workflow_id]
+    ids = [order_workflow_id, *release_ids]
     seen: set[str] = set()
     while ids:
         wf_id = ids.pop(0)
@@ -600,7 +603,12 @@ def check_no_live_reservations(store: StoreFacts) -> list[Violation]:
 
 
 async def order_facts(
-    client: Client, store: Store, order_id: str, workflow_id: str, view: dict[str, Any]
+    client: Client,
+    store: Store,
+    order_id: str,
+    workflow_id: str,
+    view: dict[str, Any],
+    release_ids: Iterable[str] = (),
 ) -> OrderFacts:
     row = await store.orders.get(order_id)
     try:
@@ -614,5 +622,5 @@ async def order_facts(
         store_status=row.status if row else None,
         search_status=search_status,
         store_events=await read_events(store, order_id),
-        runs=await workflow_runs(client, workflow_id),
+        runs=await workflow_runs(client, workflow_id, release_ids),
     )

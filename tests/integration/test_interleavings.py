@@ -242,7 +242,8 @@ class Chaos:
         quick = {"backorder_retry_seconds": 1, "backorder_max_attempts": 2}
         ann, ben, cid = self.approvers
         configs: dict[str, dict[str, Any]] = {
-            "std": {**quick},
+            # the return window closes at once: delivered orders go on to COMPLETED
+            "std": {**quick, "return_window_days": 0},
             "splitq": {**quick, "split_policy": "split_quantities"},
             "appr": {
                 **quick,
@@ -254,6 +255,27 @@ class Chaos:
                         "rank": 2,
                         "approvers": [cid],
                         "reroute_after_approval": True,
+                    },
+                ],
+            },
+            # approvals that time out: escalation, then a decline by timeout
+            "apprt": {
+                **quick,
+                "approval_reasons": [
+                    {
+                        "reason": "quick",
+                        "rank": 1,
+                        "approvers": [ben],
+                        "timeout_seconds": 2,
+                        "timeout_action": "escalate",
+                        "escalate_to": [cid],
+                    },
+                    {
+                        "reason": "late",
+                        "rank": 2,
+                        "approvers": [ann],
+                        "timeout_seconds": 3,
+                        "timeout_action": "decline",
                     },
                 ],
             },
@@ -269,7 +291,9 @@ class Chaos:
     # ------------------------------------------------------------------ operations
     def new_order(self) -> OrderInfo:
         rng = self.rng
-        role = rng.choices(("std", "splitq", "appr", "near", "auto"), (3, 2, 3, 1, 1))[0]
+        role = rng.choices(("std", "splitq", "appr", "apprt", "near", "auto"), (3, 2, 2, 1, 1, 1))[
+            0
+        ]
         channel = self.channels[role]
         lines: list[dict[str, Any]] = []
         for i in range(rng.choice((1, 1, 2, 2, 3))):
@@ -485,8 +509,8 @@ class Chaos:
 
         ended = status in ENDED
         # a location looks at its work orders: changes nothing, lets the order move on
-        add(1.5, lambda: self.work_orders(order_id, rng.choice(LOCATIONS)))
-        cancel_weight = 0.1 if ended else 0.4 if status in EARLY + ROUTING_WAITS else 0.2
+        add(2, lambda: self.work_orders(order_id, rng.choice(LOCATIONS)))
+        cancel_weight = 0.1 if ended else 0.25 if status in EARLY + ROUTING_WAITS else 0.15
         add(cancel_weight, lambda: self.cancel(order_id, None, self.canceller(order_id)))
         if not ended:  # two cancels at once
             add(
@@ -671,7 +695,7 @@ class Chaos:
         view = await self.read(target)
         ops = self.plan(target, view)
         burst = [self.choose(ops)() for _ in range(rng.choice((1, 1, 2, 2, 3)))]
-        if rng.random() < 0.12:
+        if rng.random() < 0.08:
             burst.append(ops[0][1]())  # a cancel racing with the rest
         if rng.random() < 0.15:
             burst.append(
@@ -691,6 +715,14 @@ class Chaos:
                 self.violate(
                     Violation("test-error", STEP.get(), f"{type(result).__name__}: {result}")
                 )
+
+    @staticmethod
+    def release_ids(view: dict[str, Any] | None) -> list[str]:
+        """The release workflows the order view knows of."""
+        seqs = {int(r["release_key"].rsplit("-R", 1)[1]) for r in (view or {}).get("releases", [])}
+        return (
+            [fulfillment_workflow_id(view["order_id"], seq) for seq in sorted(seqs)] if view else []
+        )
 
     def statuses(self) -> str:
         seen = Counter(self.last_status.get(oid, "?") for oid in self.orders)
@@ -794,7 +826,12 @@ class Chaos:
                 continue
             facts.append(
                 await order_facts(
-                    self.stack.client, self.stack.store, oid, order_workflow_id(oid), view
+                    self.stack.client,
+                    self.stack.store,
+                    oid,
+                    order_workflow_id(oid),
+                    view,
+                    self.release_ids(view),
                 )
             )
         store = await read_store(self.stack.store, self.skus, ids, self.adjustment_prefix)
@@ -810,8 +847,30 @@ class Chaos:
         found += check_releases(store)
         if final:
             found += check_no_live_reservations(store)
+        found += await self.failed_in_visibility()
         for v in found:
             self.violate(v)
+
+    async def failed_in_visibility(self) -> list[Violation]:
+        """The run's workflows that closed otherwise than completed, as listed by Temporal
+        (the histories are checked too; this is what an engineer's search shows)."""
+        query = (
+            f'WorkflowId STARTS_WITH "order-{self.prefix}" AND ExecutionStatus != "Running" '
+            'AND ExecutionStatus != "Completed" AND ExecutionStatus != "ContinuedAsNew"'
+        )
+        found = []
+        async for wf in self.stack.client.list_workflows(query):
+            status = wf.status.name if wf.status else "?"
+            order_id = wf.id.removeprefix("order-").split("-release-")[0]
+            found.append(
+                Violation(
+                    "workflow-failed",
+                    f"workflow {wf.id}",
+                    f"listed by Temporal as {status}",
+                    (order_id,),
+                )
+            )
+        return found
 
     # ------------------------------------------------------------------ report
     def summary(self) -> str:
