@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
@@ -42,6 +42,10 @@ _QUIET = {
     E.EVENT_TYPE_TIMER_STARTED,
     E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+}
+_SERVER_RETRIES = {
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
 }
 _ACTIVITY_IN_FLIGHT = {E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, E.EVENT_TYPE_ACTIVITY_TASK_STARTED}
 _CLOSED = {
@@ -175,11 +179,13 @@ def signal_names(events: Sequence[HistoryEvent]) -> list[str]:
 
 
 def task_failures(events: Sequence[HistoryEvent]) -> list[str]:
-    """The messages of every failed workflow task."""
+    """The messages of every failed workflow task, except the server's own "a signal or
+    update arrived while the workflow tried to close, run the task again"."""
     return [
         e.workflow_task_failed_event_attributes.failure.message
         for e in events
         if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        and e.workflow_task_failed_event_attributes.cause not in _SERVER_RETRIES
     ]
 
 
