@@ -219,6 +219,43 @@ def check_terminal_kept(facts: OrderFacts) -> list[Violation]:
     ]
 
 
+def check_no_stage_after_cancel(facts: OrderFacts) -> list[Violation]:
+    """Once a cancel of every line is under way (and nothing ever shipped), the order goes
+    to CANCELLED and nowhere else: no stage runs on (validation, routing, approval,
+    response, fulfilment)."""
+    view = facts.view
+    lines = view.get("lines", [])
+    if not lines or any(ln["shipped_quantity"] for ln in lines):
+        return []
+    every = {ln["line_id"] for ln in lines}
+    events = sorted(view.get("events", []), key=lambda e: e["seq"])
+    for event in events:
+        if event["type"] != "cancel_requested":
+            continue
+        named = event["detail"].split(":")[0].removeprefix("lines ").split(", ")
+        if set(named) != every:
+            continue
+        after = [
+            f"{e['type']} (seq {e['seq']})"
+            for e in events
+            if e["seq"] > event["seq"]
+            and e["type"].startswith("status_")
+            and e["type"] != "status_cancelled"
+        ]
+        if after:
+            return [
+                Violation(
+                    "stage-ran-after-cancel",
+                    f"order {facts.order_id}",
+                    f"cancel of every line requested at seq {event['seq']}, then "
+                    + ", ".join(after[:6]),
+                    (facts.order_id,),
+                )
+            ]
+        return []
+    return []
+
+
 def check_status_agreement(facts: OrderFacts) -> list[Violation]:
     seen = {
         "order view": facts.view.get("status"),
@@ -322,6 +359,7 @@ class StoreFacts:
     releases: list[OrderRelease]
     returns: list[Return]
     adjustments: Counter[tuple[str, str]]  # the test's applied deltas per (loc, sku)
+    lines: list[OrderLine]
 
 
 async def read_store(
@@ -361,6 +399,11 @@ async def read_store(
         returns = list(
             (await session.execute(select(Return).where(Return.order_id.in_(order_ids)))).scalars()
         )
+        lines = list(
+            (
+                await session.execute(select(OrderLine).where(OrderLine.order_id.in_(order_ids)))
+            ).scalars()
+        )
         adjustments: Counter[tuple[str, str]] = Counter()
         for adj in (
             await session.execute(
@@ -370,7 +413,7 @@ async def read_store(
             )
         ).scalars():
             adjustments[(adj.location_id, adj.sku)] += adj.delta
-    return StoreFacts(inventory, reservations, shipments, releases, returns, adjustments)
+    return StoreFacts(inventory, reservations, shipments, releases, returns, adjustments, lines)
 
 
 async def read_events(store: Store, order_id: str) -> list[tuple[int, str]]:
@@ -487,6 +530,83 @@ def check_releases(facts: StoreFacts) -> list[Violation]:
                     (ship.order_id,),
                 )
             )
+    return out
+
+
+def check_projection(facts: OrderFacts, store: StoreFacts) -> list[Violation]:
+    """Once settled, the store's rows say what the order view says: line statuses,
+    releases (one current per line) and shipments (status and shipped quantity)."""
+    out = []
+    oid = facts.order_id
+    view = facts.view
+    table_lines = {r.line_id: r.status for r in store.lines if r.order_id == oid}
+    view_lines = {ln["line_id"]: ln["status"] for ln in view.get("lines", [])}
+    if table_lines != view_lines:
+        out.append(
+            Violation(
+                "line-status-disagreement",
+                f"order {oid}",
+                f"order view {view_lines}, order_lines table {table_lines}",
+                (oid,),
+            )
+        )
+    view_current = Counter(r["line_id"] for r in view.get("releases", []) if r["status_quantity"])
+    for line_id, n in sorted(view_current.items()):
+        if n > 1:
+            out.append(
+                Violation(
+                    "several-current-releases",
+                    f"order {oid} line {line_id}",
+                    f"the order view lists {n} releases with status_quantity 1",
+                    (oid,),
+                )
+            )
+    table_releases = {
+        (r.release_key, r.line_id): (r.status, r.status_quantity)
+        for r in store.releases
+        if r.order_id == oid
+    }
+    view_releases = {
+        (r["release_key"], r["line_id"]): (r["status"], r["status_quantity"])
+        for r in view.get("releases", [])
+    }
+    if table_releases != view_releases:
+        diff = sorted(
+            (k, view_releases.get(k), table_releases.get(k))
+            for k in set(table_releases) | set(view_releases)
+            if view_releases.get(k) != table_releases.get(k)
+        )
+        out.append(
+            Violation(
+                "release-disagreement",
+                f"order {oid}",
+                f"(release, line): (view, order_releases table) differ: {diff}",
+                (oid,),
+            )
+        )
+    table_ships = {
+        (ship.shipment_key, ship.line_id): (ship.status, ship.quantity)
+        for ship, _ in store.shipments
+        if ship.order_id == oid
+    }
+    view_ships = {
+        (s["shipment_key"], s["line_id"]): (s["status"], s["quantity"])
+        for s in view.get("shipments", [])
+    }
+    if table_ships != view_ships:
+        diff = sorted(
+            (k, view_ships.get(k), table_ships.get(k))
+            for k in set(table_ships) | set(view_ships)
+            if view_ships.get(k) != table_ships.get(k)
+        )
+        out.append(
+            Violation(
+                "shipment-disagreement",
+                f"order {oid}",
+                f"(shipment, line): (view, shipments table) differ: {diff}",
+                (oid,),
+            )
+        )
     return out
 
 

@@ -53,6 +53,8 @@ from tests.integration.invariants import (
     check_cancels_applied,
     check_lines,
     check_no_live_reservations,
+    check_no_stage_after_cancel,
+    check_projection,
     check_releases,
     check_status_agreement,
     check_status_matches_lines,
@@ -187,8 +189,10 @@ class Chaos:
             status, body, label = 0, None, "timeout"
         except Exception as err:  # a transport error is a failure like a 5xx
             status, body, label = -1, None, f"error {type(err).__name__}: {err}"
-        self.counts[(kind, label if status > 0 else label.split(":")[0])] += 1
         answer = _answer(status, body)
+        # answers by code and, for commands, the order or shipment status or error code
+        counted = label if status > 0 else label.split(":")[0]
+        self.counts[(kind, f"{counted} {answer}".strip() if kind != "read" else counted)] += 1
         if kind != "read":
             shown = "" if kind == "create" else _brief(payload)  # the order is logged apart
             self.log(
@@ -838,9 +842,11 @@ class Chaos:
         found: list[Violation] = []
         for f in facts:
             found += check_terminal_kept(f)
+            found += check_no_stage_after_cancel(f)
             found += check_status_agreement(f)
             found += check_workflows(f)
             found += check_lines(f, store)
+            found += check_projection(f, store)
             found += check_status_matches_lines(f)
             found += check_cancels_applied(f, self.accepted_cancels.get(f.order_id, {}))
         found += check_stock(store, self.initial, self.skus)
