@@ -143,7 +143,7 @@ class Chaos:
         self.adjustment_prefix = f"chaos-{token}-{stack.backend}-"
         self.adjustments = 0
         self.skus: list[str] = []
-        self.scarce: list[str] = []  # SKUs with stock somewhere
+        self.stocked: list[str] = []  # SKUs with stock somewhere
         self.initial: dict[tuple[str, str], int] = {}
         self.channels: dict[str, str] = {}  # role -> channel id
         self.approvers: list[str] = []
@@ -232,11 +232,11 @@ class Chaos:
     async def setup(self) -> None:
         stack = self.stack
         self.skus = [unique_sku() for _ in range(3)]
-        self.scarce = self.skus[:2]  # the third SKU has no stock anywhere at first
+        self.stocked = self.skus[:2]  # the third SKU has no stock anywhere at first
         for sku in self.skus:
             for loc in LOCATIONS:
                 self.initial[(loc, sku)] = (
-                    self.rng.choice((0, 0, 1, 2, 3, 4)) if (sku in self.scarce) else 0
+                    self.rng.choice((0, 0, 1, 2, 3, 4)) if (sku in self.stocked) else 0
                 )
         await stack.set_stock([(loc, sku, qty) for (loc, sku), qty in self.initial.items()])
         token = uuid.uuid4().hex[:6]
