@@ -64,10 +64,12 @@ CLOSED = {
     E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "CANCELED",
     E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "CONTINUED_AS_NEW",
 }
-# workflow task failures the server causes in normal operation (a signal arriving while
-# the task completes the workflow, a sticky queue reset): not a defect of the workflow
+# workflow task failures the server causes in normal operation (a signal or an update
+# arriving while the task completes the workflow, a sticky queue reset): the server runs
+# the task again; not a defect of the workflow
 BENIGN_TASK_FAILURES = {
     WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
     WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_STICKY_TASK_QUEUE,
 }
 
