@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -10,18 +12,39 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import configuration, fulfillment, orders
+from api import commands, configuration, fulfillment, orders
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
+from api.dependencies import (
+    STORE_COMMAND_SECONDS,
+    STORE_CONNECT_SECONDS,
+    STORE_POOL_SECONDS,
+    WORKER_CHECK,
+    WorkerCheck,
+    check_temporal,
+    readiness,
+)
 from api.errors import Handler, error_middleware
 from api.openapi import openapi_document
 from store import Store
-from workers.client import connect
+from workers.client import connect, open_store_with_retry, with_backoff
 from workers.settings import Settings
+
+log = logging.getLogger("oms.api")
 
 METRICS = web.AppKey("metrics", Counter[tuple[str, str, int]])
 LATENCY = web.AppKey("latency", Counter[tuple[str, str]])
-ROUTE_TABLES = (orders.routes, fulfillment.routes, configuration.routes)
+ROUTE_TABLES = (orders.routes, fulfillment.routes, configuration.routes, commands.routes)
+# answered without an API key (like /health, /openapi.json and /metrics)
+OPEN_PATHS = {"/ready"}
+
+
+@web.middleware
+async def open_paths_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Public probes skip the key check (which needs the store they report on)."""
+    if request.path in OPEN_PATHS and request.match_info.http_exception is None:
+        return await request.match_info.handler(request)
+    return await handler(request)
 
 
 @web.middleware
@@ -36,7 +59,21 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process runs (dependencies are /ready's business)."""
     return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the store, Temporal and the workers polling the task queue."""
+    ok, checks = await readiness(
+        request.app[STORE], request.app[TEMPORAL], request.app[SETTINGS].task_queue
+    )
+    response = web.json_response(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
+    if not ok:
+        response.headers["Retry-After"] = "5"
+    return response
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -62,32 +99,59 @@ def init_app(
 ) -> web.Application:
     """Build the app. Store and client are opened here unless given (tests share theirs)."""
     app = web.Application(
-        middlewares=[error_middleware, metrics_middleware, auth_middleware],
+        middlewares=[error_middleware, metrics_middleware, open_paths_middleware, auth_middleware],
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
     app[METRICS] = Counter()
     app[LATENCY] = Counter()
+    app[WORKER_CHECK] = WorkerCheck()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        # Started during an outage the API waits for the store (with backoff, logging)
+        # instead of exiting; Temporal is connected lazily, so until it is reachable the
+        # API answers 503 temporal_unavailable and /ready says why.
         owned: list[Any] = []
+        background: list[asyncio.Task[Any]] = []
         if store is None:
-            opened = await Store.open(settings.resolved_database_url())
+            opened = await open_store_with_retry(
+                settings,
+                connect_timeout=STORE_CONNECT_SECONDS,
+                command_timeout=STORE_COMMAND_SECONDS,
+                pool_timeout=STORE_POOL_SECONDS,
+            )
             owned.append(opened)
             app[STORE] = opened
         else:
             app[STORE] = store
-        app[TEMPORAL] = client if client is not None else await connect(settings)
+        if client is not None:
+            app[TEMPORAL] = client
+        else:
+            lazy = await connect(settings, lazy=True, for_api=True)
+            app[TEMPORAL] = lazy
+            background.append(
+                asyncio.create_task(
+                    with_backoff(
+                        f"Temporal at {settings.temporal_address}",
+                        lambda: check_temporal(lazy),
+                        max_delay=settings.connect_backoff_max_seconds,
+                    )
+                )
+            )
         if settings.bootstrap_admin_key:
             await app[STORE].config.upsert_api_key(
                 settings.bootstrap_admin_key, name="bootstrap admin", role="admin", identity="admin"
             )
         yield
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         for resource in owned:
             await resource.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)
     for table in ROUTE_TABLES:

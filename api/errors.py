@@ -17,6 +17,13 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
+from api.dependencies import (
+    RETRY_AFTER,
+    TEMPORAL_UNAVAILABLE,
+    DependencyUnavailable,
+    as_unavailable,
+)
+
 log = logging.getLogger("oms.api")
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,9 +50,28 @@ class ApiError(Exception):
         self.details = details
 
 
+class CommandPending(Exception):
+    """A command was sent but its outcome is not known yet: answered 202 with the command
+    id the client looks up at /v1/commands/{id} (api/commands.py)."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(command_id)
+        self.command_id = command_id
+
+    def body(self) -> dict[str, str]:
+        return {
+            "command_id": self.command_id,
+            "status": "pending",
+            "poll": f"/v1/commands/{self.command_id}",
+        }
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
     body = {"error": {"code": code, "message": message, "details": details}}
-    return web.json_response(body, status=status)
+    response = web.json_response(body, status=status)
+    if status == 503:  # every outage answer says when to try again
+        response.headers["Retry-After"] = str(RETRY_AFTER.get(code, 5))
+    return response
 
 
 def field_errors(err: ValidationError) -> list[dict[str, Any]]:
@@ -137,10 +163,12 @@ def workflow_error(err: Exception, closed_code: str = "order_closed") -> ApiErro
             status, code = WORKFLOW_ERRORS[cause.type]
             return ApiError(status, code, cause.message)
         return ApiError(409, "rejected", str(cause or err))
+    if isinstance(err, DependencyUnavailable):
+        return ApiError(503, err.code, err.message)
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return ApiError(
             503,
-            "temporal_unavailable",
+            TEMPORAL_UNAVAILABLE,
             "no worker answered in time; the request may or may not have been applied, "
             "read the order before retrying",
         )
@@ -149,7 +177,10 @@ def workflow_error(err: Exception, closed_code: str = "order_closed") -> ApiErro
             return ApiError(409, closed_code, "the workflow has completed: " + err.message)
         if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ALREADY_EXISTS):
             return ApiError(409, closed_code, err.message)
-        return ApiError(503, "temporal_unavailable", err.message)
+        return ApiError(503, TEMPORAL_UNAVAILABLE, err.message)
+    outage = as_unavailable(err)
+    if outage is not None:
+        return ApiError(503, outage.code, outage.message)
     raise err
 
 
@@ -162,6 +193,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         return error_response(err.status, err.code, err.message, err.details)
+    except CommandPending as pending:
+        return web.json_response(pending.body(), status=202)
     except web.HTTPException as err:
         if err.status < 400:
             raise
@@ -171,11 +204,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # a 413 says the limit ("Maximum request body size N exceeded, ...")
         message = (err.text or err.reason) if err.status == 413 else err.reason
         return error_response(err.status, code, message)
-    except RPCError as err:
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return error_response(503, "temporal_unavailable", err.message)
-        log.exception("temporal error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error")
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    except Exception as err:
+        # store unreachable, Temporal unreachable, no worker: 503 with Retry-After
+        outage = as_unavailable(err)
+        if outage is not None:
+            log.warning("%s on %s %s: %s", outage.code, request.method, request.path, err)
+            return error_response(503, outage.code, outage.message)
+        if isinstance(err, RPCError):
+            log.exception("temporal error on %s %s", request.method, request.path)
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error")

@@ -8,9 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from api.auth import require
+from api.commands import execute_update
 from api.context import STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
-from api.idempotency import update_id
 from store.fulfillment import ShipmentRecord
 from workflows.model import DeliverReport, PickReport, ShipReport, StoreReportResult
 
@@ -61,8 +61,8 @@ async def _report(request: web.Request, update: str, model: type[BaseModel]) -> 
     report = parse(model, body)
     handle = request.app[TEMPORAL].get_workflow_handle(record.workflow_id)
     try:
-        result = await handle.execute_update(
-            update, report, id=update_id(request, update), result_type=StoreReportResult
+        result = await execute_update(
+            request, handle, update, report, result_type=StoreReportResult
         )
     except Exception as err:
         raise workflow_error(err, "not_pending") from err

@@ -19,10 +19,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCStatusCode
 
 from api.auth import require
+from api.commands import execute_update
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
-from api.idempotency import update_id
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
@@ -73,10 +73,11 @@ def _handle(request: web.Request, order_id: str) -> WorkflowHandle[Any, Any]:
 async def _command(
     request: web.Request, row: OrderRow, update: str, payload: BaseModel, closed_code: str
 ) -> web.Response:
-    """Run an order update (the caller learns at once whether it counted) and answer."""
+    """Run an order update (the caller learns at once whether it counted) and answer;
+    503 when no worker polls, 202 with a command id when the outcome is not known in time."""
     try:
-        result = await _handle(request, row.order_id).execute_update(
-            update, payload, id=update_id(request, update), result_type=OrderCommandResult
+        result = await execute_update(
+            request, _handle(request, row.order_id), update, payload, result_type=OrderCommandResult
         )
     except Exception as err:
         raise workflow_error(err, closed_code) from err
@@ -288,10 +289,11 @@ async def decide_approval(request: web.Request) -> web.Response:
     decision = parse(ApprovalDecisionInput, body)
     try:
         # an update, not a signal: the approver learns at once whether it counted
-        result = await _handle(request, row.order_id).execute_update(
+        result = await execute_update(
+            request,
+            _handle(request, row.order_id),
             "decide_approval",
             decision,
-            id=update_id(request, "decide_approval"),
             result_type=ApprovalUpdateResult,
         )
     except RPCError as err:

@@ -73,14 +73,34 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
 class Database:
     """One engine and session factory; the repositories take it."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = None,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        """`connect_timeout` bounds opening a PostgreSQL connection, `command_timeout` each
+        statement (None: unbounded) and `pool_timeout` the wait for a pooled connection;
+        the API passes short ones so an unreachable store is an answer, not a hang."""
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 60}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            connect_args: dict[str, Any] = {"timeout": connect_timeout}
+            if command_timeout is not None:
+                connect_args["command_timeout"] = command_timeout
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                pool_timeout=pool_timeout,
+                connect_args=connect_args,
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             self._configure_sqlite()

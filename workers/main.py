@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import all_activities
 from store import Store
-from workers.client import connect
+from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
 from workers.settings import Settings
 from workflows.fulfillment import FulfillmentWorkflow
@@ -24,20 +25,45 @@ log = logging.getLogger("oms.worker")
 WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ReconcileReservationsWorkflow]
 
 
-def build_worker(client: Client, store: Store, settings: Settings) -> Worker:
+def build_worker(
+    client: Client,
+    store: Store,
+    settings: Settings,
+    *,
+    graceful_shutdown: timedelta = timedelta(0),
+) -> Worker:
+    """`graceful_shutdown`: how long running activities may go on once the worker is
+    asked to stop (serve() passes OMS_GRACEFUL_SHUTDOWN_SECONDS)."""
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=all_activities(store, webhook_secret=settings.webhook_secret, client=client),
         max_concurrent_activities=50,
+        graceful_shutdown_timeout=graceful_shutdown,
     )
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    store = await Store.open(settings.resolved_database_url())
-    client = await connect(settings)
-    worker = build_worker(client, store, settings)
+    """Run the worker until `stop` is set. Started while the store or Temporal is
+    unreachable, it waits for them (with backoff, logging) instead of exiting."""
+    try:
+        store = await open_store_with_retry(settings, stop)
+    except Stopped:
+        log.info("stopped while waiting for the store")
+        return
+    try:
+        client = await connect_with_retry(settings, stop)
+    except Stopped:
+        log.info("stopped while waiting for Temporal")
+        await store.close()
+        return
+    worker = build_worker(
+        client,
+        store,
+        settings,
+        graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
     try:
         await ensure_reconcile_schedule(client, settings)
     except ValueError:
@@ -48,6 +74,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         async with worker:
             await stop.wait()
+            log.info(
+                "stopping: no new tasks; running activities get up to %.0f s to finish",
+                settings.graceful_shutdown_seconds,
+            )
     finally:
         await store.close()
 

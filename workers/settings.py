@@ -33,6 +33,22 @@ class Settings:
         default_factory=lambda: int(_env("RECONCILE_INTERVAL_SECONDS", "300"))
     )
 
+    # on SIGTERM the worker stops polling and gives running activities this long to finish
+    # before they are cancelled (Worker's graceful_shutdown_timeout)
+    graceful_shutdown_seconds: float = field(
+        default_factory=lambda: float(_env("GRACEFUL_SHUTDOWN_SECONDS", "30"))
+    )
+    # the API's bound on one command (a Temporal update) before it answers 202 with a
+    # command id to look up, and on store / Temporal calls before it answers 503
+    command_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("COMMAND_TIMEOUT_SECONDS", "5"))
+    )
+    # longest wait between two connection attempts of a worker or API started while
+    # Temporal or the store is unreachable (1 s doubling up to this)
+    connect_backoff_max_seconds: float = field(
+        default_factory=lambda: float(_env("CONNECT_BACKOFF_MAX_SECONDS", "30"))
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -1,0 +1,119 @@
+"""Commands (Temporal updates) with a bounded answer time, and their look-up.
+
+Every command checks first that some worker polls the task queue (503 `no_worker`
+otherwise, nothing sent). A command sent whose outcome is not known within
+OMS_COMMAND_TIMEOUT_SECONDS answers 202 with a command id instead of hanging; the
+client asks `GET /v1/commands/{command_id}` for the outcome. The command id carries the
+workflow id and the Temporal update id (which carries the caller's tag), so the look-up
+knows which workflow to ask and answers only the caller who sent the command."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from temporalio.client import (
+    RPCError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCStatusCode
+
+from api.auth import PRINCIPAL
+from api.context import SETTINGS, TEMPORAL
+from api.dependencies import WORKER_CHECK
+from api.errors import ApiError, CommandPending, workflow_error
+from api.idempotency import caller_tag, command_update_id, update_owner
+
+routes = web.RouteTableDef()
+
+# a look-up waits this long for an outcome before answering "pending"
+LOOKUP_SECONDS = 2.0
+
+
+def encode_command_id(workflow_id: str, update: str) -> str:
+    raw = f"{workflow_id}\n{update}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_command_id(command_id: str) -> tuple[str, str] | None:
+    if not command_id or len(command_id) > 1024:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(command_id + "=" * (-len(command_id) % 4))
+        workflow_id, update = raw.decode().split("\n", 1)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not workflow_id or not update:
+        return None
+    return workflow_id, update
+
+
+async def require_worker(request: web.Request) -> None:
+    """503 no_worker (or temporal_unavailable) unless a worker polls the task queue."""
+    await request.app[WORKER_CHECK].require(request.app[TEMPORAL], request.app[SETTINGS].task_queue)
+
+
+async def execute_update(
+    request: web.Request,
+    handle: WorkflowHandle[Any, Any],
+    update: str,
+    arg: Any,
+    *,
+    result_type: type,
+) -> Any:
+    """Send the update and wait for its outcome within the command bound. Raises
+    DependencyUnavailable before sending when no worker polls, CommandPending when the
+    outcome is not known in time, and the SDK's errors otherwise (see workflow_error)."""
+    await require_worker(request)
+    update_id = command_update_id(request, update)
+    seconds = request.app[SETTINGS].command_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            return await handle.execute_update(
+                update,
+                arg,
+                id=update_id,
+                result_type=result_type,
+                rpc_timeout=timedelta(seconds=seconds),
+            )
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as err:
+        raise CommandPending(encode_command_id(handle.id, update_id)) from err
+
+
+@routes.get("/v1/commands/{command_id}")
+async def get_command(request: web.Request) -> web.Response:
+    """The outcome of a command answered 202: 200 done/failed, 202 pending, 404 unknown."""
+    command_id = request.match_info["command_id"]
+    decoded = decode_command_id(command_id)
+    principal = request[PRINCIPAL]
+    if decoded is None or update_owner(decoded[1]) != caller_tag(principal):
+        raise ApiError(404, "command_not_found", f"no command {command_id}")
+    workflow_id, update = decoded
+    handle = request.app[TEMPORAL].get_workflow_handle(workflow_id).get_update_handle(update)
+    try:
+        async with asyncio.timeout(LOOKUP_SECONDS + 1):
+            result = await handle.result(rpc_timeout=timedelta(seconds=LOOKUP_SECONDS))
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        return web.json_response(CommandPending(command_id).body(), status=202)
+    except WorkflowUpdateFailedError as err:
+        failure = workflow_error(err)
+        return web.json_response(
+            {
+                "command_id": command_id,
+                "status": "failed",
+                "error": {"code": failure.code, "message": failure.message},
+            }
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(
+                404, "command_not_found", f"no command {command_id} (or it was never applied)"
+            ) from err
+        raise workflow_error(err) from err
+    return web.json_response({"command_id": command_id, "status": "done", "result": result})
