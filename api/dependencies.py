@@ -196,7 +196,8 @@ class _Seen:
 
 
 class WorkerCheck:
-    """Cached answer to "does some worker poll the task queue?" (a few seconds)."""
+    """Cached answer to "does some worker poll the task queue?" (a few seconds when
+    yes; a no is asked again on the next command)."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[int, str], _Seen] = {}
@@ -212,7 +213,10 @@ class WorkerCheck:
                 if not (is_temporal_outage(err) or isinstance(err, TimeoutError | RPCError)):
                     raise
                 seen = _Seen(now, None, str(err) or type(err).__name__)
-            self._seen[key] = seen
+            if seen.pollers:
+                self._seen[key] = seen  # only a worker seen is reused: one starting counts
+            else:
+                self._seen.pop(key, None)
         if seen.pollers is None:
             raise DependencyUnavailable(
                 TEMPORAL_UNAVAILABLE, f"Temporal is unreachable: {seen.error}"
