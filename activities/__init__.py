@@ -42,6 +42,8 @@ def all_activities(
         response.send_order_response,
         documents.create_documents,
         submission.submit_work_orders,
+        submission.send_work_order,
+        submission.notify_work_order_cancelled,
         fulfillment.release_work_order,
         fulfillment.record_pick,
         fulfillment.record_ship,

@@ -1,24 +1,52 @@
 """Submission stage: a work order per location, sent to the location's webhook when it has
-one (JSON, HMAC-SHA256 signature, idempotency key; retried with backoff by Temporal),
-else waiting in the location's work-order list."""
+one (JSON, HMAC-SHA256 signature, idempotency key), else waiting in the location's
+work-order list; and the signed cancellation of a work order a location was sent.
+
+A partner's answer decides what happens next: 2xx is done; a 4xx (other than 408/425/429)
+means the partner refuses this message, which no retry changes (non-retryable
+`PartnerRejected`: the order shows it and waits for an operator); anything else (5xx,
+timeouts, refused connections) is technical and retried with backoff."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import aiohttp
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from store import Store
-from workflows.model import SubmitWorkOrdersInput, SubmitWorkOrdersResult, WorkOrderView
+from workflows.model import (
+    ReleasePlan,
+    SendWorkOrderInput,
+    SendWorkOrderResult,
+    SubmitWorkOrdersInput,
+    SubmitWorkOrdersResult,
+    WorkOrderCancelledInput,
+    WorkOrderView,
+)
 
 SIGNATURE_HEADER = "X-OMS-Signature"
+RETRYABLE_4XX = (408, 425, 429)
+TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
+    return {
+        "type": "work_order",
+        "work_order_id": plan.work_order_id,
+        "order_id": order_id,
+        "location_id": plan.location_id,
+        "shipment_key": plan.shipment_key,
+        "line_ids": plan.line_ids,
+    }
 
 
 class SubmissionActivities:
@@ -26,42 +54,57 @@ class SubmissionActivities:
         self.store = store
         self.webhook_secret = webhook_secret
 
+    async def _webhook(self, location_id: str) -> str | None:
+        found = await self.store.config.locations([location_id])
+        url = found[0].get("webhook_url") if found else None
+        return str(url) if url else None
+
+    async def _post(
+        self, location_id: str, url: str, message: dict[str, Any], idempotency_key: str
+    ) -> None:
+        body = json.dumps(message, sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+            SIGNATURE_HEADER: sign(self.webhook_secret, body),
+        }
+        try:
+            async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+                async with http.post(url, data=body, headers=headers) as resp:
+                    if resp.status < 300:
+                        return
+                    excerpt = (await resp.text())[:200]
+                    problem = f"{location_id} answered {resp.status} {resp.reason}: {excerpt}"
+                    if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
+                        raise ApplicationError(problem, type="PartnerRejected", non_retryable=True)
+                    raise ApplicationError(problem, type="PartnerUnavailable")
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise ApplicationError(
+                f"{location_id} unreachable at {url}: {type(err).__name__} {err}",
+                type="PartnerUnavailable",
+            ) from err
+
     @activity.defn(name="submit_work_orders")
     async def submit_work_orders(self, input: SubmitWorkOrdersInput) -> SubmitWorkOrdersResult:
         await self.store.fulfillment.save_work_orders(
             input.order_id,
             [(p.work_order_id, p.location_id, p.line_ids) for p in input.releases],
         )
-        locations = {
-            loc["location_id"]: loc
-            for loc in await self.store.config.locations(
-                sorted({p.location_id for p in input.releases})
-            )
-        }
         sent: list[str] = []
+        to_send: list[str] = []
         for plan in input.releases:
-            url = locations.get(plan.location_id, {}).get("webhook_url")
+            url = await self._webhook(plan.location_id)
             if not url:
                 continue
-            body = json.dumps(
-                {
-                    "type": "work_order",
-                    "work_order_id": plan.work_order_id,
-                    "order_id": input.order_id,
-                    "location_id": plan.location_id,
-                    "shipment_key": plan.shipment_key,
-                    "line_ids": plan.line_ids,
-                },
-                sort_keys=True,
-            ).encode()
-            headers = {
-                "Content-Type": "application/json",
-                "Idempotency-Key": plan.work_order_id,
-                SIGNATURE_HEADER: sign(self.webhook_secret, body),
-            }
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async with http.post(url, data=body, headers=headers) as resp:
-                    resp.raise_for_status()
+            if not input.send_webhooks:
+                to_send.append(plan.work_order_id)
+                continue
+            await self._post(
+                plan.location_id,
+                url,
+                work_order_message(input.order_id, plan),
+                plan.work_order_id,
+            )
             sent.append(plan.work_order_id)
         return SubmitWorkOrdersResult(
             work_orders=[
@@ -71,4 +114,58 @@ class SubmissionActivities:
                 for p in input.releases
             ],
             sent_to_webhook=sent,
+            to_send=to_send,
         )
+
+    @activity.defn(name="send_work_order")
+    async def send_work_order(self, input: SendWorkOrderInput) -> SendWorkOrderResult:
+        plan = input.release
+        url = await self._webhook(plan.location_id)
+        if not url:
+            return SendWorkOrderResult(sent=False)
+        if await self.store.fulfillment.work_order_status(plan.work_order_id) == "CANCELLED":
+            return SendWorkOrderResult(cancelled=True)  # a cancel came first: send nothing
+        await self._post(
+            plan.location_id, url, work_order_message(input.order_id, plan), plan.work_order_id
+        )
+        if await self.store.fulfillment.mark_work_order_sent(plan.work_order_id) == "CANCELLED":
+            # the cancel overtook this message on its way: the location hears of it at once
+            await self._post(
+                plan.location_id,
+                url,
+                {
+                    "type": "work_order_cancelled",
+                    "work_order_id": plan.work_order_id,
+                    "order_id": input.order_id,
+                    "location_id": plan.location_id,
+                    "shipment_key": plan.shipment_key,
+                    "line_ids": plan.line_ids,
+                    "reason": "cancelled while the work order was being sent",
+                },
+                f"{plan.work_order_id}:cancel:all",
+            )
+        return SendWorkOrderResult(sent=True)
+
+    @activity.defn(name="notify_work_order_cancelled")
+    async def notify_work_order_cancelled(self, input: WorkOrderCancelledInput) -> bool:
+        """Tell a location that was sent a work order that these lines of it are cancelled
+        (signed like the work order; the idempotency key names the lines)."""
+        url = await self._webhook(input.location_id)
+        if not url:
+            return False
+        lines = sorted(input.line_ids)
+        await self._post(
+            input.location_id,
+            url,
+            {
+                "type": "work_order_cancelled",
+                "work_order_id": input.work_order_id,
+                "order_id": input.order_id,
+                "location_id": input.location_id,
+                "shipment_key": input.shipment_key,
+                "line_ids": lines,
+                "reason": input.reason,
+            },
+            f"{input.work_order_id}:cancel:{','.join(lines)}",
+        )
+        return True

@@ -79,6 +79,23 @@ class FulfillmentRepository:
                     .on_conflict_do_nothing(index_elements=["work_order_id"])
                 )
 
+    async def work_order_status(self, work_order_id: str) -> str | None:
+        async with self.db.sessions() as session:
+            row = await session.get(WorkOrder, work_order_id)
+            return row.status if row else None
+
+    async def mark_work_order_sent(self, work_order_id: str) -> str | None:
+        """SUBMITTED -> SENT once its webhook took it; returns the status after (CANCELLED
+        when a cancel overtook the sending, so the caller tells the location)."""
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(WorkOrder)
+                .where(WorkOrder.work_order_id == work_order_id, WorkOrder.status == "SUBMITTED")
+                .values(status="SENT")
+            )
+            row = await session.get(WorkOrder, work_order_id, populate_existing=True)
+            return row.status if row else None
+
     async def release(
         self,
         *,

@@ -13,11 +13,14 @@ from temporalio.common import RetryPolicy
 T = TypeVar("T")
 
 
-def _retry(*, maximum_interval: float = 30, non_retryable: tuple[str, ...] = ()) -> RetryPolicy:
+def _retry(
+    *, maximum_interval: float = 30, non_retryable: tuple[str, ...] = (), attempts: int = 0
+) -> RetryPolicy:
     return RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=maximum_interval),
+        maximum_attempts=attempts,  # 0: until it succeeds
         non_retryable_error_types=list(non_retryable),
     )
 
@@ -47,6 +50,16 @@ OPTIONS: dict[str, CallOptions] = {
     "send_order_response": CallOptions(start_to_close=timedelta(seconds=60)),
     "create_documents": CallOptions(start_to_close=timedelta(seconds=120)),
     "submit_work_orders": CallOptions(start_to_close=timedelta(seconds=60)),
+    # one partner call per attempt (10 s HTTP timeout); after 3 attempts the order shows the
+    # last error and tries another round later; a refusal (4xx) is not retried
+    "send_work_order": CallOptions(
+        start_to_close=timedelta(seconds=30),
+        retry=_retry(maximum_interval=10, non_retryable=("PartnerRejected",), attempts=3),
+    ),
+    "notify_work_order_cancelled": CallOptions(
+        start_to_close=timedelta(seconds=30),
+        retry=_retry(maximum_interval=60, non_retryable=("PartnerRejected",), attempts=10),
+    ),
 }
 DEFAULT = CallOptions(start_to_close=timedelta(seconds=60))
 

@@ -568,6 +568,9 @@ class OrderProjection(BaseModel):
     lines: list[LineView]
     new_events: list[Event] = Field(default_factory=list)
     approvals: list[ApprovalView] | None = None
+    # the whole order view, which GET /v1/orders/{id} answers from (left out by
+    # projections scheduled before it existed; a local activity input, not in history)
+    view: OrderView | None = None
 
 
 # --------------------------------------------------------------------------- activity I/O
@@ -689,11 +692,40 @@ class DocumentsResult(BaseModel):
 class SubmitWorkOrdersInput(BaseModel):
     order_id: str
     releases: list[ReleasePlan]
+    # False: only record the work orders; their webhooks are sent one by one outside the
+    # order's lock (send_work_order), so a failing partner never holds back a cancel
+    send_webhooks: bool = True
+
+
+class SendWorkOrderInput(BaseModel):
+    """One location's work order to its webhook (if it has one)."""
+
+    order_id: str
+    release: ReleasePlan
+
+
+class SendWorkOrderResult(BaseModel):
+    sent: bool = False  # False: the location has no webhook (it reads its work-order list)
+    # the work order was cancelled before it could be sent: nothing was sent
+    cancelled: bool = False
+
+
+class WorkOrderCancelledInput(BaseModel):
+    """Tell a location that was sent a work order that (some of) its lines are cancelled."""
+
+    order_id: str
+    location_id: str
+    work_order_id: str
+    shipment_key: str
+    line_ids: list[str]
+    reason: str = ""
 
 
 class SubmitWorkOrdersResult(BaseModel):
     work_orders: list[WorkOrderView]
     sent_to_webhook: list[str] = Field(default_factory=list)
+    # with send_webhooks False: the work orders whose location has a webhook to send to
+    to_send: list[str] = Field(default_factory=list)
 
 
 class ReleaseReservationsInput(BaseModel):

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -40,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         ReturnLine,
         ReturnView,
         SalesChannelConfig,
+        SendWorkOrderInput,
+        SendWorkOrderResult,
         SubmitWorkOrdersInput,
         SubmitWorkOrdersResult,
         ValidateOrderInput,
@@ -62,6 +65,9 @@ from workflows.order_routing import OrderRouting
 
 # the longest a backorder retry timer may run, whatever a channel says
 MAX_BACKORDER_RETRY = 30 * 86400.0
+# a work order whose partner keeps failing is tried again this often (each round is the
+# activity's own retries with backoff), its last error shown in the order meanwhile
+DELIVERY_RETRY = timedelta(seconds=60)
 
 
 def order_workflow_id(order_id: str) -> str:
@@ -87,6 +93,11 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         # change keep the old path (workflows/patches.py)
         self.guarded = workflow.patched(patches.TERMINAL_GUARD)
         self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
+        self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
+        # one task per work order on its way to a partner; those inside their activity
+        self.deliveries: dict[str, asyncio.Task[None]] = {}
+        self.delivery_busy: set[str] = set()
+        self.resumes = 0
         self.lock = asyncio.Lock()
         self.publish_lock = asyncio.Lock()
         self.resume_request: ResumeInput | None = None
@@ -124,9 +135,13 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
 
     async def _run_to_the_end(self, *, resumed: bool) -> OrderOutcome:
         await self._lifecycle(resumed=resumed)
-        # notices, a Temporal cancel and message handlers finish before the order closes
+        # notices, deliveries, a Temporal cancel and handlers finish before the order closes
         await workflow.wait_condition(
-            lambda: all(task.done() for task in self.notices) and workflow.all_handlers_finished()
+            lambda: (
+                all(task.done() for task in self.notices)
+                and all(task.done() for task in self.deliveries.values())
+                and workflow.all_handlers_finished()
+            )
         )
         for task in self.notices:
             task.result()  # a failure in one of them fails the task, visibly
@@ -145,6 +160,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 # a cancel in flight decides how the order ends
                 await workflow.wait_condition(lambda: self.cancels_in_flight == 0)
         if not self.closed:
+            self._start_deliveries()  # work orders a run before this one had not sent
             await self._fulfil()
         await self._complete_after_return_window()
 
@@ -219,6 +235,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             if self.state.scheduled_by_location():
                 async with self.lock:
                     await self._release_scheduled()
+                self._start_deliveries()
                 continue
             to_route = self.state.lines_to_route()
             if to_route and self.route_due:
@@ -265,7 +282,79 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             and not self.lock.locked()
             and self.cancels_in_flight == 0
             and all(task.done() for task in self.notices)
+            and not self.delivery_busy
         )
+
+    # ------------------------------------------------------------------ partners
+    def _start_deliveries(self) -> None:
+        for plan in self.state.undelivered:
+            if plan.release_key not in self.deliveries:
+                self.deliveries[plan.release_key] = asyncio.create_task(self._deliver(plan))
+
+    async def _deliver(self, plan: ReleasePlan) -> None:
+        """Send one work order to its location's webhook, outside the order's lock: a
+        technical failure is shown and retried every DELIVERY_RETRY; a refusal puts the
+        order ON_HOLD until `resume`; a cancel of the release stops it."""
+        key = plan.release_key
+        try:
+            while self.state.release_waiting_for_pick(key):
+                self.delivery_busy.add(key)
+                try:
+                    result: SendWorkOrderResult = await activity_calls.call(
+                        "send_work_order",
+                        SendWorkOrderInput(order_id=self.order.order_id, release=plan),
+                        SendWorkOrderResult,
+                    )
+                except ActivityError as err:
+                    self.delivery_busy.discard(key)
+                    await self._delivery_failed(plan, err)
+                    continue
+                self.delivery_busy.discard(key)
+                if result.sent:
+                    self.state.sent_work_orders.append(plan.work_order_id)
+                    self._event("work_order_sent", f"{plan.work_order_id} to {plan.location_id}")
+                    await self._publish()
+                break
+        finally:
+            self.delivery_busy.discard(key)
+            self.state.undelivered = [p for p in self.state.undelivered if p.release_key != key]
+            if self._clear_delivery_problem(key) and not self.closed:
+                await self._refresh_fulfillment_status()
+
+    async def _delivery_failed(self, plan: ReleasePlan, err: ActivityError) -> None:
+        key = plan.release_key
+        cause = err.cause
+        rejected = isinstance(cause, ApplicationError) and cause.type == "PartnerRejected"
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        reason = (
+            f"submission: {plan.work_order_id} to {plan.location_id} "
+            f"{'refused' if rejected else 'failing'}: {message}"
+        )
+        self._clear_delivery_problem(key)
+        self.state.delivery_problems[key] = reason
+        self.view.hold_reasons.append(reason)
+        if rejected:
+            self.state.rejected_deliveries.append(key)
+        self._event("work_order_refused" if rejected else "work_order_failing", reason)
+        workflow.set_current_details(reason)
+        await self._refresh_fulfillment_status()
+        resumes = self.resumes
+        try:
+            await workflow.wait_condition(
+                lambda: self.resumes != resumes or not self.state.release_waiting_for_pick(key),
+                timeout=None if rejected else DELIVERY_RETRY,
+            )
+        except TimeoutError:
+            pass
+
+    def _clear_delivery_problem(self, release_key: str) -> bool:
+        reason = self.state.delivery_problems.pop(release_key, None)
+        if release_key in self.state.rejected_deliveries:
+            self.state.rejected_deliveries.remove(release_key)
+        if reason is None:
+            return False
+        self.view.hold_reasons = [r for r in self.view.hold_reasons if r != reason]
+        return True
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -363,9 +452,16 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             )
         submitted: SubmitWorkOrdersResult = await activity_calls.call(
             "submit_work_orders",
-            SubmitWorkOrdersInput(order_id=self.order.order_id, releases=plans),
+            SubmitWorkOrdersInput(
+                order_id=self.order.order_id,
+                releases=plans,
+                send_webhooks=not self.partners_apart,
+            ),
             SubmitWorkOrdersResult,
         )
+        if self.partners_apart:
+            # sent by _deliver, outside the lock, once the lock is given back
+            self.state.undelivered.extend(p for p in plans if p.work_order_id in submitted.to_send)
         self.view.work_orders.extend(submitted.work_orders)
         detail = ", ".join(f"{w.work_order_id} to {w.location_id}" for w in submitted.work_orders)
         if first:

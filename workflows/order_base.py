@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
 TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
 # statuses nothing may leave (DELIVERED still moves on to COMPLETED)
 FINAL = (OrderStatus.CANCELLED, OrderStatus.COMPLETED)
+# fulfillment statuses a refused work order turns into ON_HOLD
+HOLDABLE = (OrderStatus.IN_FULFILLMENT, OrderStatus.PARTIALLY_SHIPPED)
 # the most lines one message may name (an order has at most 500 lines)
 MAX_LINES = 500
 # statuses before fulfillment in which routing may still be waiting for the operator
@@ -53,6 +55,8 @@ class OrderBase:
     # the versioned behaviours this run has (workflows/patches.py), decided once per run
     guarded: bool
     abandon_children: bool
+    partners_apart: bool
+    resumes: int
     publish_lock: asyncio.Lock
     resume_request: ResumeInput | None
     route_due: bool
@@ -150,6 +154,7 @@ class OrderBase:
                 lines=self.view.lines,
                 new_events=events,
                 approvals=list(self.view.approvals) if with_approvals else None,
+                view=self.view,
             )
             try:
                 await workflow.execute_local_activity(
@@ -168,6 +173,8 @@ class OrderBase:
         if status == OrderStatus.CANCELLED and self.cancels_in_flight:
             # the cancel in flight closes the order once its return is recorded
             status = self.view.status
+        elif self.partners_apart and self.state.rejected_deliveries and status in HOLDABLE:
+            status = OrderStatus.ON_HOLD  # a partner refused a work order: resume after the fix
         if status != self.view.status:
             await self._set_status(status)
         else:

@@ -4,8 +4,10 @@ they ship; units already at a location are cancelled when its release confirms.
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls
@@ -19,7 +21,9 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
         ReturnLine,
         ReturnView,
+        WorkOrderCancelledInput,
     )
+    from workflows.order_state import shipment_key, work_order_id
 
 from workflows.order_base import FINAL, MAX_LINES, ROUTING_WAITS, OrderBase
 
@@ -89,6 +93,43 @@ class OrderCancellation(OrderBase):
             return
         await self._cancel(request)
 
+    def _tell_locations(self, holding: dict[str, list[str]], reason: str) -> None:
+        """A location that was sent a work order hears which of its lines are cancelled
+        (in the background, with bounded retries: a partner that is down must not hold
+        back the cancel)."""
+        order_id = self.order.order_id
+        for key, lids in holding.items():
+            seq = int(key.rsplit("-R", 1)[1])
+            if work_order_id(order_id, seq) not in self.state.sent_work_orders:
+                continue
+            cancelled = [
+                (lid, a.location_id)
+                for lid in dict.fromkeys(lids)
+                for a in self.state.lines[lid].allocations
+                if a.release_key == key and a.state == "cancelled"
+            ]
+            if not cancelled:
+                continue
+            notice = WorkOrderCancelledInput(
+                order_id=order_id,
+                location_id=cancelled[0][1],
+                work_order_id=work_order_id(order_id, seq),
+                shipment_key=shipment_key(order_id, seq),
+                line_ids=[lid for lid, _ in cancelled],
+                reason=reason,
+            )
+            self.notices.append(asyncio.create_task(self._send_cancel_notice(notice)))
+
+    async def _send_cancel_notice(self, notice: WorkOrderCancelledInput) -> None:
+        what = f"{notice.work_order_id} lines {', '.join(notice.line_ids)} to {notice.location_id}"
+        try:
+            await activity_calls.call("notify_work_order_cancelled", notice, bool)
+        except ActivityError as err:
+            self._event("work_order_cancel_notice_failed", f"{what}: {err.cause or err}")
+        else:
+            self._event("work_order_cancel_sent", what)
+        await self._publish()
+
     async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
         """Cancel what has not shipped of these lines; returns the units this cancel put
         on its CANCEL return."""
@@ -115,7 +156,8 @@ class OrderCancellation(OrderBase):
             return_id = f"{self.order.order_id}-C{self.state.return_seq}"
             if line_ids:
                 self._event("cancel_requested", f"lines {', '.join(line_ids)}: {request.reason}")
-            for key, lids in self.state.releases_holding(line_ids).items():
+            holding = self.state.releases_holding(line_ids)
+            for key, lids in holding.items():
                 seq = int(key.rsplit("-R", 1)[1])
                 child = workflow.get_external_workflow_handle(
                     fulfillment_workflow_id(self.order.order_id, seq)
@@ -132,6 +174,8 @@ class OrderCancellation(OrderBase):
         # a cancel racing this one for the same lines waits for the same confirmations
         requested = list(before)
         await workflow.wait_condition(lambda: not self.state.releases_holding(requested))
+        if self.partners_apart:
+            self._tell_locations(holding, request.reason)
         if guarded:
             # counted once: a concurrent cancel of the same units finds them taken
             taken = self.state.take_cancelled_for_return(line_ids)

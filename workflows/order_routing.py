@@ -182,8 +182,11 @@ class OrderRouting(OrderBase):
     @resume_order.validator
     def _validate_resume(self, request: ResumeInput) -> None:
         waiting_for_stock = self.state.release_seq and self.state.lines_to_route()
+        waiting_for_partner = self.partners_apart and bool(self.state.delivery_problems)
         if (self.guarded and self._stopped()) or (
-            self.view.status not in ROUTING_WAITS and not waiting_for_stock
+            self.view.status not in ROUTING_WAITS
+            and not waiting_for_stock
+            and not waiting_for_partner
         ):
             raise ApplicationError(
                 f"order is {self.view.status.value}, nothing to resume",
@@ -201,6 +204,7 @@ class OrderRouting(OrderBase):
         self._resume(request)
 
     def _resume(self, request: ResumeInput) -> None:
+        self.resumes += 1  # wakes work orders waiting for a partner's fix
         self.resume_request = request
         self.route_due = True
         self.stock_waits = 0

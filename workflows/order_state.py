@@ -21,6 +21,7 @@ from workflows.model import (
     OrderInput,
     OrderStatus,
     OrderView,
+    ReleasePlan,
     ReleaseStatus,
     ReleaseView,
     RoutingDecision,
@@ -105,6 +106,13 @@ class OrderState(BaseModel):
     cancelling: set[str] = Field(default_factory=set)
     # line_id -> cancelled units already on a CANCEL return (one return per unit)
     cancel_returned: dict[str, int] = Field(default_factory=dict)
+    # work orders still to be sent to their location's webhook, those that were sent, and
+    # release_key -> why sending fails (shown in hold_reasons); rejected: refused by the
+    # partner (the order is ON_HOLD until resumed)
+    undelivered: list[ReleasePlan] = Field(default_factory=list)
+    sent_work_orders: list[str] = Field(default_factory=list)
+    delivery_problems: dict[str, str] = Field(default_factory=dict)
+    rejected_deliveries: list[str] = Field(default_factory=list)
     unpublished_events: list[Event] = Field(default_factory=list)
 
     @classmethod
@@ -376,6 +384,11 @@ class OrderState(BaseModel):
                 if alloc.state in ("released", "picked") and alloc.release_key:
                     result.setdefault(alloc.release_key, []).append(lid)
         return result
+
+    def release_waiting_for_pick(self, release_key: str) -> bool:
+        """Some line of this release is still at its location unpicked (its work order still
+        matters); False once everything of it is picked, cancelled or moved on."""
+        return any(a.state == "released" for _, a in self._allocations_of(release_key))
 
     def nothing_left_to_do(self) -> bool:
         """Every line is cancelled, or being cancelled with nothing of it shipped."""

@@ -21,3 +21,7 @@ TERMINAL_GUARD = "oms-7-terminal-guard"
 # issue 7: release children outlive a continue-as-new of their order (ABANDON) and the
 # order no longer waits on child handles
 ABANDONED_CHILDREN = "oms-7-abandoned-children"
+# issue 8: work orders go to partners' webhooks outside the order's lock, one task per
+# release (a failing partner never holds back a cancel); a location that was sent a work
+# order gets a signed cancellation; a partner's refusal holds the order until resumed
+PARTNERS_OUTSIDE_LOCK = "oms-8-partners-outside-lock"

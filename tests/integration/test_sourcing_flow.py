@@ -293,7 +293,11 @@ async def test_location_with_a_webhook_gets_signed_work_orders(stack: Stack) -> 
         sku = unique_sku()
         await stack.set_stock([(location_id, sku, 3)])
         order_id = await stack.create_order(order_body(sku=sku, quantity=1))
-        view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+        view = await stack.wait_for(
+            order_id,
+            lambda v: any(e["type"] == "work_order_sent" for e in v["events"]),
+            "the work order sent to the webhook",
+        )
         work_order = view["work_orders"][0]["work_order_id"]
         headers, raw = received[0]
         expected = hmac.new(stack.settings.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
