@@ -181,8 +181,8 @@ async def backorder_exhausted(stack: Stack) -> str:
     assert status == 200, body
     view = await stack.wait_for(
         order_id,
-        lambda v: v["lines"][0]["cancelled_quantity"] == 1,
-        "the backordered unit cancelled by the channel's limit",
+        lambda v: v["lines"][0]["cancelled_quantity"] == 1 and bool(v["returns"]),
+        "the backordered unit cancelled by the channel's limit, with its return",
     )
     assert [r["lines"] for r in view["returns"]] == [[{"line_id": "1", "quantity": 1}]]
     for action, body in (("ship", {"carrier": "DHL", "tracking_number": "T-1"}), ("deliver", {})):
