@@ -710,13 +710,17 @@ def _rows(reservations: Iterable[Reservation]) -> list[tuple[str, str, int]]:
     return [(r.reservation_id, r.status, r.quantity) for r in reservations]
 
 
-def check_no_live_reservations(store: StoreFacts) -> list[Violation]:
+def check_no_live_reservations(
+    store: StoreFacts, statuses: dict[str, str | None]
+) -> list[Violation]:
+    """After every order was driven to an end, no reservation of the test's SKUs holds
+    stock any more."""
     return [
         Violation(
             "reservation-left" if r.quantity else "empty-reservation-left-open",
             f"sku {r.sku} at {r.location_id}",
-            f"every order ended, yet reservation {r.reservation_id} is {r.status} "
-            f"({r.quantity} units)",
+            f"after driving every order to an end, reservation {r.reservation_id} is "
+            f"{r.status} ({r.quantity} units; order {statuses.get(r.order_id, 'unknown')})",
             (r.order_id,),
         )
         for r in store.reservations

@@ -852,7 +852,8 @@ class Chaos:
         found += check_stock(store, self.initial, self.skus)
         found += check_releases(store)
         if final:
-            found += check_no_live_reservations(store)
+            statuses = {f.order_id: f.view.get("status") for f in facts}
+            found += check_no_live_reservations(store, statuses)
         found += await self.failed_in_visibility()
         for v in found:
             self.violate(v)
