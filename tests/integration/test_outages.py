@@ -423,3 +423,73 @@ async def test_worker_started_without_temporal_waits_and_connects(tmp_path: Path
         if server is not None and server.returncode is None:
             server.terminate()
             await server.wait()
+
+
+async def test_worker_and_api_started_without_the_store_wait_for_it(
+    postgres_url: str, temporal_env: WorkflowEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = Blocked(postgres_url)
+    await blocked.block()
+    address = temporal_env.client.service_client.config.target_host
+    task_queue = f"oms-nostore-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "OMS_TEMPORAL_ADDRESS": address,
+        "OMS_DATABASE_URL": postgres_url,
+        "OMS_TASK_QUEUE": task_queue,
+        "OMS_CONNECT_BACKOFF_MAX_SECONDS": "2",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.main",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert worker.stderr is not None
+    lines: list[str] = []
+    reader = asyncio.create_task(_read_lines(worker.stderr, lines))
+    # the API's start waits for the store too (it used to fail)
+    settings = Settings(database_url=postgres_url, temporal_address=address, task_queue=task_queue)
+    http: TestClient[Any, Any] = TestClient(TestServer(init_app(settings)))
+    caplog.set_level("WARNING", logger="oms.connect")
+    starting = asyncio.create_task(http.start_server())
+    try:
+
+        async def both_waiting() -> bool:
+            assert worker.returncode is None, "".join(lines)
+            assert not starting.done() or starting.exception() is None
+            api_waits = sum("waiting for the store" in r.getMessage() for r in caplog.records)
+            worker_waits = sum("waiting for the store" in line for line in lines)
+            return api_waits >= 2 and worker_waits >= 2
+
+        await eventually(both_waiting, "the worker and the API waiting for the store")
+        assert not starting.done()
+        assert worker.returncode is None, "".join(lines)
+
+        await blocked.restore()
+        await asyncio.wait_for(starting, DEADLINE_SECONDS)
+
+        async def ready() -> bool:
+            assert worker.returncode is None, "".join(lines)
+            status, _, _, _ = await timed(http, "GET", "/ready", key=None)
+            return status == 200
+
+        await eventually(ready, "the API ready with the worker polling")
+        status, listed, _, _ = await timed(http, "GET", "/v1/orders")
+        assert status == 200, listed
+
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), DEADLINE_SECONDS) == 0, "".join(lines)
+    finally:
+        await blocked.restore()
+        if not starting.done():
+            starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await http.close()
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+        reader.cancel()
