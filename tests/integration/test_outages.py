@@ -411,6 +411,20 @@ async def test_worker_started_without_temporal_waits_and_connects(tmp_path: Path
         await eventually(polling, "the worker polling once Temporal is up")
         assert any("reachable after" in line for line in lines), "".join(lines)
 
+        # Temporal goes away under a connected API: 503 temporal_unavailable, no hang
+        server.terminate()
+        await server.wait()
+        assert_outage(
+            await timed(http, "POST", "/v1/orders", key="web", json=order_body()),
+            "temporal_unavailable",
+        )
+        status, ready, _, elapsed = await timed(http, "GET", "/ready", key=None)
+        assert status == 503, ready
+        assert elapsed < ANSWER_BOUND_SECONDS
+        assert ready["checks"]["temporal"]["status"] == "failing", ready
+        assert ready["checks"]["store"]["status"] == "ok", ready
+        assert worker.returncode is None, "".join(lines)
+
         worker.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(worker.wait(), DEADLINE_SECONDS)
         assert code == 0, "".join(lines)
