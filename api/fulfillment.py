@@ -11,8 +11,9 @@ from api.auth import require
 from api.commands import execute_update
 from api.context import STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
+from api.messages import PickRequest
 from store.fulfillment import ShipmentRecord
-from workflows.model import DeliverReport, PickReport, ShipReport, StoreReportResult
+from workflows.model import DeliverReport, ShipReport, StoreReportResult
 
 routes = web.RouteTableDef()
 
@@ -71,7 +72,7 @@ async def _report(request: web.Request, update: str, model: type[BaseModel]) -> 
 
 @routes.post("/v1/shipments/{shipment_key}/pick")
 async def pick(request: web.Request) -> web.Response:
-    return await _report(request, "report_pick", PickReport)
+    return await _report(request, "report_pick", PickRequest)
 
 
 @routes.post("/v1/shipments/{shipment_key}/ship")

@@ -15,25 +15,22 @@ from api.configuration import (
     StockAdjustments,
     StockSnapshot,
 )
+from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
 from workflows.model import (
     ApprovalDecisionInput,
-    AssignmentsInput,
-    CancelInput,
     DeliverReport,
-    OrderInput,
     OrderView,
-    PickReport,
     ResumeInput,
     ShipReport,
 )
 
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
-    ("POST", "/v1/orders"): OrderInput,
-    ("POST", "/v1/orders/{order_id}/cancel"): CancelInput,
+    ("POST", "/v1/orders"): OrderRequest,
+    ("POST", "/v1/orders/{order_id}/cancel"): CancelRequest,
     ("POST", "/v1/orders/{order_id}/resume"): ResumeInput,
     ("POST", "/v1/orders/{order_id}/approvals"): ApprovalDecisionInput,
-    ("POST", "/v1/orders/{order_id}/assignments"): AssignmentsInput,
-    ("POST", "/v1/shipments/{shipment_key}/pick"): PickReport,
+    ("POST", "/v1/orders/{order_id}/assignments"): AssignmentsRequest,
+    ("POST", "/v1/shipments/{shipment_key}/pick"): PickRequest,
     ("POST", "/v1/shipments/{shipment_key}/ship"): ShipReport,
     ("POST", "/v1/shipments/{shipment_key}/deliver"): DeliverReport,
     # configuration: the strict write schemas (api/schemas.py)

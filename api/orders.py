@@ -23,13 +23,13 @@ from api.commands import execute_update
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
+from api.messages import AssignmentsRequest, CancelRequest, OrderRequest
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
 from workflows.model import (
     ApprovalDecisionInput,
     ApprovalUpdateResult,
-    AssignmentsInput,
     CancelInput,
     OrderCommandResult,
     OrderInput,
@@ -87,7 +87,7 @@ async def _command(
 @routes.post("/v1/orders")
 async def create_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops")
-    order = parse(OrderInput, await read_json(request))
+    order = parse(OrderRequest, await read_json(request))
     store = request.app[STORE]
     if principal.role == "webshop" and order.sales_channel != principal.identity:
         raise ApiError(403, "forbidden", f"this key orders for channel {principal.identity}")
@@ -232,7 +232,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops")
     row = await _order_row(request, principal)
     body = await read_json(request) if request.can_read_body else {}
-    cancel = parse(CancelInput, body)
+    cancel = parse(CancelRequest, body)
     try:
         return await _command(request, row, "cancel", cancel, "not_cancellable")
     except ApiError as err:
@@ -270,7 +270,7 @@ async def assign_locations(request: web.Request) -> web.Response:
     """Operations choose locations for an order waiting in CHECK_ANNOUNCED/NOT_ANNOUNCED."""
     principal = require(request, "ops")
     row = await _order_row(request, principal)
-    assignments = parse(AssignmentsInput, await read_json(request))
+    assignments = parse(AssignmentsRequest, await read_json(request))
     await check_locations(request, {a.location_id for a in assignments.assignments})
     return await _command(request, row, "assign_locations", assignments, "not_assignable")
 

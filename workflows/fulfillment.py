@@ -185,9 +185,16 @@ class FulfillmentWorkflow:
     # ------------------------------------------------------------------ parent → child
     @workflow.signal
     def cancel_lines(self, request: CancelLinesInput) -> None:
-        if len(request.line_ids) > len(self.line_ids) or len(self.cancel_requests) > 100:
+        if len(request.line_ids) > len(self.line_ids):
             workflow.logger.warning("cancel_lines ignored: more lines than the release has")
             return
+        if len(self.cancel_requests) >= 10:
+            # many requests before the next step: kept as one, so memory stays bounded
+            merged = [lid for r in self.cancel_requests for lid in r.line_ids]
+            reason = self.cancel_requests[0].reason
+            self.cancel_requests = [
+                CancelLinesInput(line_ids=list(dict.fromkeys(merged)), reason=reason)
+            ]
         self.cancel_requests.append(request)
 
     # ------------------------------------------------------------------ store reports

@@ -140,7 +140,8 @@ class Payment(_Strict):
 class Delivery(_Strict):
     type: Literal["ship", "pickup"] = "ship"
     ship_complete: bool = False
-    pickup_location_id: Identifier | None = None
+    # the API checks it is an identifier (api/messages.py); histories keep what they hold
+    pickup_location_id: str | None = None
 
 
 class OrderInput(_Strict):
@@ -504,10 +505,10 @@ def _cut_reason(value: Any) -> Any:
 
 
 class CancelInput(_Strict):
-    # left out: the whole order; else 1..MAX_MESSAGE_LINES line ids, a repeated id counts once
-    line_ids: list[Identifier] | None = Field(
-        default=None, min_length=1, max_length=MAX_MESSAGE_LINES
-    )
+    # left out: the whole order; else line ids, a repeated id counts once. The API refuses
+    # [] and more than MAX_MESSAGE_LINES (api/messages.py), the workflow refuses them too;
+    # this type, which histories hold, stays as loose as it always was
+    line_ids: list[str] | None = None
     reason: Annotated[str, BeforeValidator(_cut_reason)] = Field(
         default="customer request", max_length=MAX_REASON_LENGTH
     )
@@ -524,22 +525,15 @@ class ResumeInput(_Strict):
 
 
 class PickedLine(_Strict):
-    line_id: Identifier
-    picked_quantity: int = Field(strict=True, ge=0, le=1_000_000)
+    line_id: str = Field(min_length=1, max_length=64)
+    picked_quantity: int = Field(ge=0, le=1_000_000)
 
 
 class PickReport(_Strict):
-    lines: list[PickedLine] = Field(min_length=1, max_length=MAX_MESSAGE_LINES)
+    """A location's pick report as releases (and their histories) hold it; what the API
+    accepts is stricter (api/messages.py: at most MAX_MESSAGE_LINES, each line once)."""
 
-    @field_validator("lines")
-    @classmethod
-    def _unique_line_ids(cls, lines: list[PickedLine]) -> list[PickedLine]:
-        seen: set[str] = set()
-        for line in lines:
-            if line.line_id in seen:
-                raise ValueError(f"line {line.line_id!r} is reported twice")
-            seen.add(line.line_id)
-        return lines
+    lines: list[PickedLine] = Field(min_length=1)
 
 
 class ShipReport(_Strict):
@@ -612,9 +606,9 @@ class RouteOrderResult(BaseModel):
 
 
 class ManualAssignment(_Strict):
-    line_id: Identifier
-    location_id: Identifier
-    quantity: PositiveQty | None = None  # default: every open unit
+    line_id: str = Field(min_length=1, max_length=64)
+    location_id: str = Field(min_length=1, max_length=64)
+    quantity: int | None = Field(default=None, gt=0)  # default: every open unit
 
 
 class AssignmentsInput(_Strict):

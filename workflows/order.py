@@ -130,7 +130,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 return await asyncio.shield(whole)
             except asyncio.CancelledError:
                 if whole.done():
-                    raise
+                    # it ended in the same activation: its own outcome (or continue-as-new)
+                    return whole.result()
                 self.notices.append(asyncio.create_task(self._cancel_from_temporal()))
 
     async def _run_to_the_end(self, *, resumed: bool) -> OrderOutcome:
@@ -162,6 +163,10 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         if not self.closed:
             self._start_deliveries()  # work orders a run before this one had not sent
             await self._fulfil()
+        if self.guarded and not self.closed and self.state.all_done:
+            await workflow.wait_condition(lambda: self.cancels_in_flight == 0)
+            if not self.closed:
+                await self._refresh_fulfillment_status()  # every line settled: say how
         await self._complete_after_return_window()
 
     async def _complete_after_return_window(self) -> None:
@@ -196,6 +201,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 await self._set_status(OrderStatus.VALIDATED)
                 return
             self.view.hold_reasons = result.hold_reasons
+            if self.guarded:
+                self.resume_request = None  # a resume from here on counts
             await self._set_status(OrderStatus.ON_HOLD, "; ".join(result.hold_reasons))
             if not await self._wait_for_resume() or self._halt():
                 return
@@ -361,6 +368,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         if not self._continue_as_new_due():
             return  # a handler started work meanwhile; try again later
         await self._publish()
+        if not (workflow.all_handlers_finished() and self._continue_as_new_due()):
+            return  # something started during the projection: carry on, try again later
         carried = OrderCarry.of(
             self.state,
             self.channel,

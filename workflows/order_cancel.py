@@ -31,8 +31,10 @@ from workflows.order_base import FINAL, MAX_LINES, ROUTING_WAITS, OrderBase
 class OrderCancellation(OrderBase):
     @workflow.update
     async def cancel(self, request: CancelInput) -> OrderCommandResult:
+        # looked at before this cancel marks its own lines as being cancelled
+        already = self._already_cancelled(self._requested_lines(request))
         cancelled = await self._cancel(request)
-        if not cancelled and not self._already_cancelled(self._requested_lines(request)):
+        if not cancelled and not already and not self._cancelled_now(request):
             raise ApplicationError(
                 "the lines shipped before they could be cancelled",
                 type="NotCancellable",
@@ -55,13 +57,24 @@ class OrderCancellation(OrderBase):
             for lid in line_ids
         )
 
+    def _cancelled_now(self, request: CancelInput) -> bool:
+        """Every requested line ended cancelled (e.g. a racing cancel took its units)."""
+        return all(
+            self.state.lines[lid].cancelled >= self.state.lines[lid].quantity
+            for lid in self._requested_lines(request)
+        )
+
     @cancel.validator
     def _validate_cancel(self, request: CancelInput) -> None:
         if self.view.status in FINAL:
             raise ApplicationError(
                 f"order is {self.view.status.value}", type="NotCancellable", non_retryable=True
             )
-        if request.line_ids is not None and not 0 < len(request.line_ids) <= MAX_LINES:
+        if (
+            self.guarded
+            and request.line_ids is not None
+            and not 0 < len(request.line_ids) <= MAX_LINES
+        ):
             raise ApplicationError(
                 f"line_ids names 1 to {MAX_LINES} lines; leave it out to cancel the order",
                 type="InvalidQuantity",
@@ -133,16 +146,24 @@ class OrderCancellation(OrderBase):
     async def _cancel(self, request: CancelInput) -> list[ReturnLine]:
         """Cancel what has not shipped of these lines; returns the units this cancel put
         on its CANCEL return."""
-        line_ids = self._requested_lines(request)
         guarded = self.guarded
-        if guarded and self.view.status in FINAL:
-            return []
+        if not guarded:  # as before the guard (workflows/patches.py)
+            line_ids = self.state.cancellable(request.line_ids or list(self.state.lines))
+        else:
+            line_ids = self._requested_lines(request)
+            if self.view.status in FINAL:
+                return []
         before = {lid: self.state.lines[lid].cancelled for lid in line_ids}
         self.cancels_in_flight += 1
         try:
-            return await self._cancel_lines(request, line_ids, before, guarded)
+            lines = await self._cancel_lines(request, line_ids, before, guarded)
         finally:
             self.cancels_in_flight -= 1
+        if guarded and self.cancels_in_flight == 0:
+            # the last cancel in flight settles the order's status (decided right after the
+            # count went down, so two cancels finishing together cannot both leave it)
+            await self._settle_after_cancel(request.reason)
+        return lines
 
     async def _cancel_lines(
         self, request: CancelInput, line_ids: list[str], before: dict[str, int], guarded: bool
@@ -188,17 +209,19 @@ class OrderCancellation(OrderBase):
             ]
         async with self.lock:
             # releases the reservations of units no location had yet, records the return
-            await activity_calls.call(
-                "cancel_order_lines",
-                CancelOrderInput(
-                    order_id=self.order.order_id,
-                    return_id=return_id,
-                    lines=lines,
-                    reservation_ids=reservations,
-                    reason=request.reason,
-                ),
-                CancelOrderResult,
-            )
+            # (a cancel that found nothing left to cancel costs no round trip)
+            if not guarded or lines or reservations:
+                await activity_calls.call(
+                    "cancel_order_lines",
+                    CancelOrderInput(
+                        order_id=self.order.order_id,
+                        return_id=return_id,
+                        lines=lines,
+                        reservation_ids=reservations,
+                        reason=request.reason,
+                    ),
+                    CancelOrderResult,
+                )
         if lines:
             self.view.returns.append(
                 ReturnView(
@@ -209,22 +232,22 @@ class OrderCancellation(OrderBase):
                     reason=request.reason,
                 )
             )
-        if guarded and self.view.status in FINAL:
-            return lines
-        if guarded and self.cancels_in_flight > 1:
-            # the last cancel in flight settles the order's status
-            self.state.refresh_lines()
-            await self._publish()
-            return lines
+        if guarded:
+            return lines  # _cancel settles the status
+        await self._settle_after_cancel(request.reason)
+        return lines
+
+    async def _settle_after_cancel(self, reason: str) -> None:
+        if self.guarded and self.view.status in FINAL:
+            return
         if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
             for approval in self.approvals.withdraw_open():
                 self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
         if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
             if self.view.status != OrderStatus.CANCELLED:
-                await self._set_status(OrderStatus.CANCELLED, request.reason)
+                await self._set_status(OrderStatus.CANCELLED, reason)
         elif self.view.status not in ROUTING_WAITS and self.state.release_seq:
             await self._refresh_fulfillment_status()
         else:
             self.state.refresh_lines()
             await self._publish()
-        return lines

@@ -28,8 +28,11 @@ from workflows.order_base import MAX_LINES, ROUTING_WAITS, OrderBase
 
 class OrderRouting(OrderBase):
     async def _wait_for_resume(self) -> bool:
-        """Wait for `resume` or a cancel; True when resumed."""
-        self.resume_request = None
+        """Wait for `resume` or a cancel; True when resumed. (Guarded runs forget an
+        earlier resume before they announce the wait, so a resume sent while the status
+        is being written is not lost.)"""
+        if not self.guarded:
+            self.resume_request = None
         # also wakes when a cancel took away every line that was waiting
         await workflow.wait_condition(
             lambda: (
@@ -61,6 +64,8 @@ class OrderRouting(OrderBase):
                 else OrderStatus.NOT_ANNOUNCED
             )
             self.view.hold_reasons = reasons
+            if self.guarded:
+                self.resume_request = None  # a resume from here on counts
             await self._set_status(status, "; ".join(reasons))
             if status == OrderStatus.NOT_ANNOUNCED and self.channel.auto_cancel_not_announced:
                 await self._cancel(CancelInput(reason="not announced: " + "; ".join(reasons)))

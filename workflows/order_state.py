@@ -227,12 +227,14 @@ class OrderState(BaseModel):
             if not allocs:
                 return False
         if progress.kind == "released":
+            added = False
             for line, alloc in allocs:
                 if once and any(
                     r.release_key == progress.release_key and r.line_id == line.line_id
                     for r in self.view.releases
                 ):
                     continue
+                added = True
                 for rel in self.view.releases:
                     if rel.line_id == line.line_id:
                         rel.status_quantity = 0
@@ -255,7 +257,7 @@ class OrderState(BaseModel):
                         location_id=alloc.location_id,
                     )
                 )
-            return True
+            return added or not once
         for line, alloc in allocs:
             lid = line.line_id
             if progress.kind == "picked" and lid in progress.quantities:
@@ -497,7 +499,6 @@ class OrderCarry(BaseModel):
         for decision in view.routing:
             latest[(decision.line_id, decision.location_id)] = decision
         view.routing = list(latest.values())
-        carried.unpublished_events = []
         return cls(
             state=carried, channel=channel, stock_waits=stock_waits, route_due=route_due, runs=runs
         )

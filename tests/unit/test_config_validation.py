@@ -15,6 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from api.configuration import ChannelList, LocationList
 from api.errors import loads, unstorable_text
+from api.messages import AssignmentsRequest as AssignmentsInput
+from api.messages import CancelRequest as CancelInput
+from api.messages import PickRequest as PickReport
 from api.openapi import openapi_document
 from api.schemas import (
     MAX_CHANNEL_JSON_BYTES,
@@ -31,10 +34,7 @@ from workers.seed import CHANNELS, LOCATIONS
 from workflows.model import (
     ApprovalReasonConfig,
     ApprovalRule,
-    AssignmentsInput,
-    CancelInput,
     LocationConfig,
-    PickReport,
     RoutingWeights,
     RuleCondition,
     SalesChannelConfig,
