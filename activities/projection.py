@@ -19,7 +19,13 @@ class ProjectionActivities:
 
     @activity.defn(name="project_order")
     async def project_order(self, input: OrderProjection) -> None:
+        view = input.view
+        # the last workflow event the projection knows of orders the writes (never backwards)
+        seq = max((e.seq for e in [*(view.events if view else []), *input.new_events]), default=0)
         await self.store.orders.project(
+            # the events are kept (all of them) in order_events; the view is stored without
+            view=None if view is None else view.model_dump_json(exclude={"events"}),
+            view_seq=seq,
             order_id=input.order_id,
             status=input.status.value,
             updated_at=input.updated_at,

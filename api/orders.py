@@ -24,6 +24,7 @@ from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest
+from api.order_views import order_view_response
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
@@ -34,7 +35,6 @@ from workflows.model import (
     OrderCommandResult,
     OrderInput,
     OrderStatus,
-    OrderView,
     ResumeInput,
 )
 from workflows.order import OrderWorkflow, order_workflow_id
@@ -216,15 +216,8 @@ async def list_orders(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops", "approver")
     row = await _order_row(request, principal)
-    try:
-        view = await _handle(request, row.order_id).query("state", result_type=OrderView)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(
-                404, "order_not_found", f"order {row.order_id} has no workflow (yet): {err.message}"
-            ) from err
-        raise workflow_error(err) from err
-    return web.json_response(text=view.model_dump_json())
+    # from the store's projection (no worker needed); ?source=workflow: the live query
+    return await order_view_response(request, principal, row)
 
 
 @routes.post("/v1/orders/{order_id}/cancel")

@@ -63,10 +63,20 @@ def _routing_fences(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Base.metadata.tables["routing_fences"]])
 
 
+def _order_views(conn: Connection) -> None:
+    # nullable: rows written before this step have no view until their next projection
+    existing = {c["name"] for c in inspect(conn).get_columns("orders")}
+    if "view" not in existing:
+        conn.exec_driver_sql('ALTER TABLE orders ADD COLUMN "view" TEXT')
+    if "view_seq" not in existing:
+        conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN view_seq INTEGER")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "location sourcing attributes, inventory adjustments", _sourcing_columns),
     (3, "routing fences against stale activity attempts", _routing_fences),
+    (4, "order view projection: orders.view and orders.view_seq", _order_views),
 ]
 
 

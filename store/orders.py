@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from store.database import Database, utcnow
 from store.tables import Approval, Document, Order, OrderEvent, OrderLine, Return
@@ -38,6 +38,25 @@ class LineProjection:
     status: str
     location_id: str | None
     planned_ship_date: date | None
+
+
+@dataclass(frozen=True)
+class StoredLine:
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    status: str
+    location_id: str | None
+    planned_ship_date: date | None
+
+
+@dataclass(frozen=True)
+class StoredView:
+    order: OrderRow
+    view: str | None  # JSON of the order view without its events
+    lines: list[StoredLine]
+    events: list[tuple[int, datetime, str, str]]
 
 
 class OrderRepository:
@@ -141,15 +160,35 @@ class OrderRepository:
         lines: list[LineProjection],
         events: list[tuple[int, datetime, str, str]],
         approvals: list[dict[str, Any]] | None = None,
+        view: str | None = None,
+        view_seq: int = 0,
     ) -> None:
-        """Write the workflow's current status, line statuses, new events and approvals."""
+        """Write the workflow's current status, line statuses, new events, approvals and
+        whole view (JSON without events), in one transaction.
+
+        With a view, `view_seq` (the last workflow event the view includes) orders the
+        writes: a projection older than the stored view (a late or retried attempt) leaves
+        status, lines, approvals and view alone; its events are still recorded (they are
+        keyed by their sequence number, so a repeat adds nothing)."""
         async with self.db.transaction() as session:
-            await session.execute(
-                update(Order)
-                .where(Order.order_id == order_id)
-                .values(status=status, updated_at=updated_at)
-            )
-            for line in lines:
+            if view is None:
+                current = True
+                await session.execute(
+                    update(Order)
+                    .where(Order.order_id == order_id)
+                    .values(status=status, updated_at=updated_at)
+                )
+            else:
+                written = await session.execute(
+                    update(Order)
+                    .where(
+                        Order.order_id == order_id,
+                        or_(Order.view_seq.is_(None), Order.view_seq <= view_seq),
+                    )
+                    .values(status=status, updated_at=updated_at, view=view, view_seq=view_seq)
+                )
+                current = written.rowcount == 1  # type: ignore[attr-defined]
+            for line in lines if current else []:
                 await session.execute(
                     update(OrderLine)
                     .where(OrderLine.order_id == order_id, OrderLine.line_id == line.line_id)
@@ -176,7 +215,7 @@ class OrderRepository:
                     )
                     .on_conflict_do_nothing(index_elements=["order_id", "seq"])
                 )
-            for approval in approvals or []:
+            for approval in (approvals or []) if current else []:
                 values = {
                     k: approval[k]
                     for k in ("rank", "approvers", "status", "decided_by", "comment", "decided_at")
@@ -194,6 +233,44 @@ class OrderRepository:
                 select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.seq)
             )
             return [(r.seq, r.at, r.type, r.detail) for r in rows.scalars()]
+
+    async def read_view(self, order_id: str) -> StoredView | None:
+        """Everything GET /v1/orders/{id} answers from, read in one transaction: the
+        projected view (None before the first projection), the line rows and the whole
+        audit trail (the workflow's events and those other components wrote), in time
+        order. None when there is no such order."""
+        async with self.db.sessions() as session, session.begin():
+            found = (
+                await session.execute(select(Order, Order.view).where(Order.order_id == order_id))
+            ).one_or_none()
+            if found is None:
+                return None
+            row, view = found
+            lines = await session.execute(
+                select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_id)
+            )
+            events = await session.execute(
+                select(OrderEvent)
+                .where(OrderEvent.order_id == order_id)
+                .order_by(OrderEvent.at, OrderEvent.seq)
+            )
+            return StoredView(
+                order=_order(row),
+                view=view,
+                lines=[
+                    StoredLine(
+                        r.line_id,
+                        r.sku,
+                        r.quantity,
+                        Decimal(r.unit_price),
+                        r.status,
+                        r.location_id,
+                        r.planned_ship_date,
+                    )
+                    for r in lines.scalars()
+                ],
+                events=[(r.seq, r.at, r.type, r.detail) for r in events.scalars()],
+            )
 
     async def approvals(self, order_id: str) -> list[dict[str, Any]]:
         async with self.db.sessions() as session:

@@ -153,6 +153,12 @@ class Order(Base):
     workflow_id: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # added by migration 4: the whole order view (JSON, without its events: those are in
+    # order_events) as the workflow last projected it, and the workflow event sequence
+    # number it was current at (a projection with a lower one is stale and never lands).
+    # Deferred: lists never load the view.
+    view: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    view_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class OrderLine(Base):
