@@ -103,22 +103,26 @@ async def open_store_with_retry(
     command_timeout: float | None = None,
     pool_timeout: float = 30.0,
 ) -> Store:
-    """Open the store (and apply its migrations), waiting while it is unreachable."""
-    db = Database(
-        settings.resolved_database_url(),
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        pool_timeout=pool_timeout,
+    """Open the store (and apply its migrations), waiting while it is unreachable.
+    The timeouts are for the store returned; migrations run without a command timeout
+    (a schema change on a large table may take longer than any request should)."""
+    url = settings.resolved_database_url()
+
+    async def migrate() -> None:
+        migrator = Database(url, connect_timeout=connect_timeout)
+        try:
+            await migrator.migrate()
+        finally:
+            await migrator.dispose()
+
+    await with_backoff(
+        "the store", migrate, max_delay=settings.connect_backoff_max_seconds, stop=stop
     )
-
-    async def attempt() -> Store:
-        await db.migrate()
-        return Store(db)
-
-    try:
-        return await with_backoff(
-            "the store", attempt, max_delay=settings.connect_backoff_max_seconds, stop=stop
+    return Store(
+        Database(
+            url,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            pool_timeout=pool_timeout,
         )
-    except BaseException:
-        await db.dispose()
-        raise
+    )
