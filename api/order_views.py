@@ -9,12 +9,14 @@ continue-as-new) and what other components wrote there (e.g. the reservation
 reconciler).
 
 `?source=workflow` (ops and admin) asks the workflow's `state` query instead, for
-engineers; bounded by a short RPC timeout, it answers 503 with a code saying why when
-the workflow cannot answer.
+engineers; bounded by a short RPC timeout, it answers 503 `no_worker` (no worker polls,
+or none answered in time) or `temporal_unavailable` when the workflow cannot answer,
+404 `workflow_not_found` when its history is gone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -23,8 +25,10 @@ from aiohttp import web
 from temporalio.client import RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCStatusCode
 
+from api.commands import require_worker
 from api.context import STORE, TEMPORAL
-from api.errors import ApiError, error_response
+from api.dependencies import NO_WORKER, DependencyUnavailable
+from api.errors import ApiError, workflow_error
 from store import Principal
 from store.orders import OrderRow, StoredView
 from workflows.model import Event, LineStatus, LineView, OrderStatus, OrderView
@@ -32,7 +36,6 @@ from workflows.order import order_workflow_id
 
 # how long the live query may take before the API says the workflow cannot answer
 QUERY_TIMEOUT = timedelta(seconds=5)
-RETRY_AFTER_SECONDS = 5
 SOURCES = ("store", "workflow")
 
 
@@ -95,9 +98,12 @@ def _created_view(stored: StoredView) -> OrderView:
 
 
 async def _from_workflow(request: web.Request, row: OrderRow) -> web.Response:
+    # no worker polls the task queue: 503 no_worker at once, without waiting for a timeout
+    await require_worker(request)
     handle = request.app[TEMPORAL].get_workflow_handle(order_workflow_id(row.order_id))
     try:
-        view = await handle.query("state", result_type=OrderView, rpc_timeout=QUERY_TIMEOUT)
+        async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 1):
+            view = await handle.query("state", result_type=OrderView, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(
@@ -107,16 +113,17 @@ async def _from_workflow(request: web.Request, row: OrderRow) -> web.Response:
                 f"retention); read it without source=workflow: {err.message}",
             ) from err
         if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            return _unavailable(
-                "no_worker", f"no worker answered the state query in {QUERY_TIMEOUT}"
-            )
-        return _unavailable("temporal_unavailable", f"Temporal did not answer: {err.message}")
+            raise _no_answer() from err
+        raise workflow_error(err) from err  # Temporal unreachable: 503 temporal_unavailable
+    except TimeoutError as err:
+        raise _no_answer() from err
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-        return _unavailable("query_failed", f"the workflow could not answer: {err}")
+        raise ApiError(409, "query_failed", f"the workflow could not answer: {err}") from err
     return web.json_response(text=view.model_dump_json())
 
 
-def _unavailable(code: str, message: str) -> web.Response:
-    response = error_response(503, code, message)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+def _no_answer() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        NO_WORKER,
+        f"no worker answered the state query within {QUERY_TIMEOUT.total_seconds():g} s",
+    )
