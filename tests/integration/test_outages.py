@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
@@ -507,3 +508,87 @@ async def test_worker_and_api_started_without_the_store_wait_for_it(
             worker.kill()
             await worker.wait()
         reader.cancel()
+
+
+async def test_sigterm_lets_the_running_activity_finish(
+    tmp_path: Path, temporal_env: WorkflowEnvironment
+) -> None:
+    """A work order is being sent to the location's webhook when the worker gets SIGTERM:
+    the worker takes no new tasks but lets that call finish (OMS_GRACEFUL_SHUTDOWN_SECONDS)
+    and then exits 0; the partner's answer reaches it instead of a dropped connection."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+    outcomes: list[str] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        await request.read()
+        arrived.set()
+        await release.wait()
+        transport = request.transport
+        outcomes.append("gone" if transport is None or transport.is_closing() else "answered")
+        return web.json_response({"ok": True})
+
+    partner_app = web.Application()
+    partner_app.router.add_post("/work-orders", webhook)
+    partner = TestServer(partner_app)
+    await partner.start_server()
+    url = await seeded_sqlite(tmp_path)
+    store = await Store.open(url)
+    try:
+        (berlin,) = await store.config.locations(["WH-BERLIN"])
+        berlin["webhook_url"] = str(partner.make_url("/work-orders"))
+        await store.config.upsert_locations([berlin])
+    finally:
+        await store.close()
+    task_queue = f"oms-term-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "OMS_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "OMS_DATABASE_URL": url,
+        "OMS_TASK_QUEUE": task_queue,
+        "OMS_GRACEFUL_SHUTDOWN_SECONDS": "30",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.main",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert worker.stderr is not None
+    lines: list[str] = []
+    reader = asyncio.create_task(_read_lines(worker.stderr, lines))
+    settings = Settings(database_url=url, task_queue=task_queue)
+    http = await serve(init_app(settings, client=temporal_env.client))
+    try:
+        status, created, _, _ = await timed(
+            http, "POST", "/v1/orders", key="web", json=order_body(sku="SKU-1", quantity=1)
+        )
+        assert status == 201, created
+
+        async def sending() -> bool:
+            assert worker.returncode is None, "".join(lines)
+            return arrived.is_set()
+
+        await eventually(sending, "the work order sent to the webhook")
+        worker.send_signal(signal.SIGTERM)
+
+        async def stopping() -> bool:
+            assert worker.returncode is None, "".join(lines)
+            return any("stopping:" in line for line in lines)
+
+        # the worker has begun its shutdown and still waits for the running call
+        await eventually(stopping, "the worker stopping")
+        assert worker.returncode is None, "".join(lines)
+        release.set()
+        assert await asyncio.wait_for(worker.wait(), DEADLINE_SECONDS) == 0, "".join(lines)
+        assert outcomes == ["answered"], "".join(lines)
+    finally:
+        release.set()
+        await http.close()
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+        reader.cancel()
+        await partner.close()
