@@ -47,9 +47,15 @@ class OrderApproval(OrderBase):
         for approval in self.view.approvals:
             if approval.status == ApprovalStatus.SKIPPED:
                 self._event("approval_skipped", f"{approval.reason}: rule does not match")
+        # guarded runs request the first rank before the status is written, so nobody
+        # reads AWAITING_APPROVAL with nothing pending (the commands are the same)
+        first = self.approvals.open_next_rank(workflow.now()) if self.guarded else None
         await self._set_status(OrderStatus.AWAITING_APPROVAL)
         # ranks one after the other; all reasons of a rank at once
-        while opened := self.approvals.open_next_rank(workflow.now()):
+        while opened := (
+            first if first is not None else self.approvals.open_next_rank(workflow.now())
+        ):
+            first = None
             for approval in opened:
                 self._event(
                     "approval_requested",
@@ -181,6 +187,8 @@ class OrderApproval(OrderBase):
             self._validate_decision(decision)
         except ApplicationError as err:
             self._event("approval_decision_ignored", str(err))
+            if self.guarded:
+                await self._publish()  # the audit trail (read from the store) shows it
             return
         await self._decide(decision)
 

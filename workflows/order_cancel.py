@@ -103,6 +103,8 @@ class OrderCancellation(OrderBase):
             self._validate_cancel(request)
         except ApplicationError as err:
             self._event("cancel_ignored", str(err))
+            if self.guarded:
+                await self._publish()  # the audit trail (read from the store) shows it
             return
         await self._cancel(request)
 

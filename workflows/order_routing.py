@@ -200,11 +200,13 @@ class OrderRouting(OrderBase):
             )
 
     @workflow.signal(name="resume")
-    def resume_signal(self, request: ResumeInput) -> None:
+    async def resume_signal(self, request: ResumeInput) -> None:
         try:
             self._validate_resume(request)
         except ApplicationError as err:
             self._event("resume_ignored", str(err))
+            if self.guarded:
+                await self._publish()  # the audit trail (read from the store) shows it
             return
         self._resume(request)
 

@@ -69,7 +69,15 @@ async def test_b2b_order_is_approved_then_fulfilled(stack: Stack) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
     order_id = await stack.create_order(order_body(channel="b2b", sku=sku, quantity=1))
-    view = await stack.wait_status(order_id, "AWAITING_APPROVAL")
+    # the status is written a moment before the first rank's approvals are requested
+    view = await stack.wait_for(
+        order_id,
+        lambda v: (
+            v["status"] == "AWAITING_APPROVAL"
+            and any(a["status"] == "pending" for a in v["approvals"])
+        ),
+        "approval requested",
+    )
     assert [(a["reason"], a["status"]) for a in view["approvals"]] == [("credit-check", "pending")]
     status, pending = await stack.call("GET", "/v1/approvals?status=pending", key="alice")
     assert status == 200 and order_id in [p["order_id"] for p in pending["approvals"]]

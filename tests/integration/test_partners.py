@@ -152,7 +152,7 @@ async def test_a_location_sent_a_work_order_hears_of_its_cancellation(
     location_id = await partner_location(stack, partner)
     order_id = await order_at(stack, location_id)
     await eventually(lambda: partner.of_type("work_order", order_id), "the work order sent")
-    view = await stack.wait_for(
+    await stack.wait_for(
         order_id, lambda v: any(e["type"] == "work_order_sent" for e in v["events"]), "sent"
     )
     status, body = await stack.call(
