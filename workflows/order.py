@@ -25,8 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fulfillment import FulfillmentWorkflow, fulfillment_workflow_id
     from workflows.model import (
         CancelInput,
-        CancelOrderInput,
-        CancelOrderResult,
         DocumentsInput,
         DocumentsResult,
         FulfillmentInput,
@@ -39,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         ResponseLine,
         ResumeInput,
         ReturnLine,
-        ReturnView,
         SalesChannelConfig,
         SendWorkOrderInput,
         SendWorkOrderResult,
@@ -409,23 +406,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         self.state.return_seq += 1
         return_id = f"{self.order.order_id}-C{self.state.return_seq}"
         lines = [ReturnLine(line_id=lid, quantity=q) for lid, q in taken.items()]
-        async with self.lock:
-            await activity_calls.call(
-                "cancel_order_lines",
-                CancelOrderInput(
-                    order_id=self.order.order_id,
-                    return_id=return_id,
-                    lines=lines,
-                    reservation_ids=[],
-                    reason=reason,
-                ),
-                CancelOrderResult,
-            )
-        self.view.returns.append(
-            ReturnView(
-                return_id=return_id, type="CANCEL", lines=lines, status="DONE", reason=reason
-            )
-        )
+        await self._record_cancel_return(return_id, lines, [], reason)
 
     async def _release_scheduled(self) -> None:
         if self._halt():

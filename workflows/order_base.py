@@ -15,17 +15,20 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import search
+    from workflows import activity_calls, search
     from workflows.approval import ApprovalBook
     from workflows.model import (
         ApprovalStatus,
         CancelInput,
+        CancelOrderInput,
+        CancelOrderResult,
         OrderInput,
         OrderProjection,
         OrderStatus,
         OrderView,
         ResumeInput,
         ReturnLine,
+        ReturnView,
         RoutingDecision,
         SalesChannelConfig,
     )
@@ -180,6 +183,30 @@ class OrderBase:
         else:
             self._upsert_search_attributes()
             await self._publish()
+
+    async def _record_cancel_return(
+        self, return_id: str, lines: list[ReturnLine], reservation_ids: list[str], reason: str
+    ) -> None:
+        """Give back the reservations of cancelled units no location had yet and record
+        the cancelled units' CANCEL return, in the store and in the view."""
+        async with self.lock:
+            await activity_calls.call(
+                "cancel_order_lines",
+                CancelOrderInput(
+                    order_id=self.order.order_id,
+                    return_id=return_id,
+                    lines=lines,
+                    reservation_ids=reservation_ids,
+                    reason=reason,
+                ),
+                CancelOrderResult,
+            )
+        if lines:
+            self.view.returns.append(
+                ReturnView(
+                    return_id=return_id, type="CANCEL", lines=lines, status="DONE", reason=reason
+                )
+            )
 
     def _apply_decisions(self, decisions: list[RoutingDecision]) -> None:
         for decision in decisions:

@@ -15,12 +15,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.model import (
         CancelInput,
         CancelLinesInput,
-        CancelOrderInput,
-        CancelOrderResult,
         OrderCommandResult,
         OrderStatus,
         ReturnLine,
-        ReturnView,
         WorkOrderCancelledInput,
     )
     from workflows.order_state import shipment_key, work_order_id
@@ -209,31 +206,9 @@ class OrderCancellation(OrderBase):
                 for lid in line_ids
                 if self.state.lines[lid].cancelled > before[lid]
             ]
-        async with self.lock:
-            # releases the reservations of units no location had yet, records the return
-            # (a cancel that found nothing left to cancel costs no round trip)
-            if not guarded or lines or reservations:
-                await activity_calls.call(
-                    "cancel_order_lines",
-                    CancelOrderInput(
-                        order_id=self.order.order_id,
-                        return_id=return_id,
-                        lines=lines,
-                        reservation_ids=reservations,
-                        reason=request.reason,
-                    ),
-                    CancelOrderResult,
-                )
-        if lines:
-            self.view.returns.append(
-                ReturnView(
-                    return_id=return_id,
-                    type="CANCEL",
-                    lines=lines,
-                    status="DONE",
-                    reason=request.reason,
-                )
-            )
+        # a cancel that found nothing left to cancel costs no round trip
+        if not guarded or lines or reservations:
+            await self._record_cancel_return(return_id, lines, reservations, request.reason)
         if guarded:
             return lines  # _cancel settles the status
         await self._settle_after_cancel(request.reason)
