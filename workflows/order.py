@@ -487,7 +487,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 if self.abandon_children
                 else ParentClosePolicy.TERMINATE,
             )
-            self.children.append(handle)
+            if not self.abandon_children:
+                self.children.append(handle)  # awaited before the order closes
         await self._refresh_fulfillment_status()
 
     @workflow.signal
