@@ -31,7 +31,9 @@ from workflows.order import order_workflow_id
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 RECORD = os.environ.get("OMS_RECORD_HISTORIES") == "1"
-SUGGEST_AFTER_EVENTS = 60
+# well past what an order needs up to its first release (about 50 events), so the
+# suggestion comes inside the backorder loop
+SUGGEST_AFTER_EVENTS = 100
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +103,19 @@ async def test_backorder_loop_continues_as_new_and_the_order_carries_on(
                 await asyncio.sleep(0.2)
             view = await own.wait_for(
                 order_id,
-                lambda v: any(e["type"] == "continued_as_new" for e in v["events"]),
-                "the new run answering",
+                lambda v: (
+                    any(e["type"] == "continued_as_new" for e in v["events"])
+                    and v["lines"][0]["status"] == "BACKORDERED"
+                ),
+                "the new run answering, the line backordered",
+            )
+            first_seq = {}
+            for event in view["events"]:
+                first_seq.setdefault(event["type"], event["seq"])
+            assert first_seq["shipment_picked"] < first_seq["continued_as_new"], (
+                "continued as new before the backorder loop"
             )
             assert view["status"] == "IN_FULFILLMENT"
-            assert view["lines"][0]["status"] == "BACKORDERED"
             assert [r["release_key"] for r in view["releases"]] == [f"{order_id}-R1"]
 
             # stock arrives: the new run routes, releases and delivers
