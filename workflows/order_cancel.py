@@ -31,7 +31,7 @@ class OrderCancellation(OrderBase):
         # looked at before this cancel marks its own lines as being cancelled
         already = self._already_cancelled(self._requested_lines(request))
         cancelled = await self._cancel(request)
-        if not cancelled and not already and not self._cancelled_now(request):
+        if not cancelled and not already and not (self.guarded and self._cancelled_now(request)):
             raise ApplicationError(
                 "the lines shipped before they could be cancelled",
                 type="NotCancellable",
@@ -47,11 +47,16 @@ class OrderCancellation(OrderBase):
 
     def _already_cancelled(self, line_ids: list[str]) -> bool:
         """Every one of these lines is cancelled or has a cancel in flight: a repeated
-        cancel is answered like the first one, and changes nothing."""
-        return bool(line_ids) and all(
-            lid in self.state.cancelling
-            or self.state.lines[lid].cancelled >= self.state.lines[lid].quantity
-            for lid in line_ids
+        cancel is answered like the first one, and changes nothing (histories from before
+        the guard refused it)."""
+        return (
+            self.guarded
+            and bool(line_ids)
+            and all(
+                lid in self.state.cancelling
+                or self.state.lines[lid].cancelled >= self.state.lines[lid].quantity
+                for lid in line_ids
+            )
         )
 
     def _cancelled_now(self, request: CancelInput) -> bool:

@@ -30,7 +30,11 @@ async def test_a_pick_retried_with_its_idempotency_key_gets_the_first_answer(
     # without the key, the same report again is refused: it was reported already
     status, body = await stack.call("POST", f"/v1/shipments/{key}/pick", key="WH-BERLIN", json=pick)
     assert (status, body["error"]["code"]) == (409, "not_pending")
-    view = await stack.order(order_id)
+    view = await stack.wait_for(
+        order_id,
+        lambda v: any(e["type"] == "shipment_picked" for e in v["events"]),
+        "the pick reported to the order",
+    )
     assert [e["type"] for e in view["events"]].count("shipment_picked") == 1
 
 
