@@ -49,6 +49,14 @@ async def approvers(stack: Stack) -> None:
             await stack.add_key(name, "approver")
 
 
+async def credit_check_channel(stack: Stack) -> str:
+    """A channel whose every order waits for hist-ann's `credit` approval."""
+    await approvers(stack)
+    return await stack.make_channel(
+        "hist", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["hist-ann"]}]
+    )
+
+
 async def place(
     stack: Stack,
     *,
@@ -111,10 +119,7 @@ async def approval_ranks(stack: Stack) -> str:
 
 @scenario("approval_decline")
 async def approval_decline(stack: Stack) -> str:
-    await approvers(stack)
-    channel = await stack.make_channel(
-        "hist", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["hist-ann"]}]
-    )
+    channel = await credit_check_channel(stack)
     order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
     await stack.wait_status(order_id, "AWAITING_APPROVAL")
     await decide(stack, order_id, "credit", "hist-ann", "decline")
@@ -245,10 +250,7 @@ async def cancel_check_announced(stack: Stack) -> str:
 
 @scenario("cancel_awaiting_approval")
 async def cancel_awaiting_approval(stack: Stack) -> str:
-    await approvers(stack)
-    channel = await stack.make_channel(
-        "hist", approval_reasons=[{"reason": "credit", "rank": 1, "approvers": ["hist-ann"]}]
-    )
+    channel = await credit_check_channel(stack)
     order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
     await stack.wait_status(order_id, "AWAITING_APPROVAL")
     await cancel(stack, order_id)

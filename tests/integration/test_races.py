@@ -18,28 +18,23 @@ which must exceed the server's ~10 s retry backoff).
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities import all_activities
-from api.app import init_app
-from tests.integration.conftest import WAIT_SECONDS, Stack, order_body, unique_sku
+from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.gates import eventually, kinds, private_stack
+from tests.integration.gates import history as events
 from workflows.fulfillment import FulfillmentWorkflow, fulfillment_workflow_id
 from workflows.model import CancelInput, PickedLine, PickReport, ShipReport
 from workflows.order import OrderWorkflow, order_workflow_id
 
-T = TypeVar("T")
 E = EventType
 # events that follow a workflow task's completion without leaving work in flight
 QUIET = {
@@ -57,24 +52,6 @@ NOT_REGISTERED = "is not registered on this worker"
 
 
 # ---------------------------------------------------------------------------- helpers
-@asynccontextmanager
-async def private_stack(stack: Stack) -> AsyncIterator[Stack]:
-    """An API and task queue of the test's own (see test_durability)."""
-    settings = replace(stack.settings, task_queue=f"oms-race-{uuid.uuid4().hex[:8]}")
-    http = TestClient(TestServer(init_app(settings, store=stack.store, client=stack.client)))
-    await http.start_server()
-    try:
-        yield Stack(
-            http=http,
-            store=stack.store,
-            client=stack.client,
-            settings=settings,
-            backend=stack.backend,
-        )
-    finally:
-        await http.close()
-
-
 def only(own: Stack, workflow: type[Any]) -> Worker:
     """A worker on the test's queue for one workflow type and every activity."""
     return Worker(
@@ -83,27 +60,6 @@ def only(own: Stack, workflow: type[Any]) -> Worker:
         workflows=[workflow],
         activities=all_activities(own.store, webhook_secret=own.settings.webhook_secret),
     )
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_SECONDS
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        if loop.time() >= deadline:
-            pytest.fail(f"{what}: not reached in {WAIT_SECONDS}s")
-        await asyncio.sleep(0.1)
-
-
-async def events(own: Stack, workflow_id: str) -> list[HistoryEvent]:
-    history = await own.client.get_workflow_handle(workflow_id).fetch_history()
-    return list(history.events)
-
-
-def kinds(history: Sequence[HistoryEvent]) -> list[str]:
-    return [E.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history]
 
 
 def signals(history: Sequence[HistoryEvent]) -> list[str]:
