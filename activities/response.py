@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities import partners
 from store import Store
 from workflows.model import OrderResponseInput, OrderResponseResult
 
@@ -38,12 +40,16 @@ class ResponseActivities:
 
     @activity.defn(name="send_order_response")
     async def send_order_response(self, input: OrderResponseInput) -> OrderResponseResult:
-        locations = {
-            loc["location_id"]: loc
-            for loc in await self.store.config.locations(
-                sorted({line.location_id for line in input.lines})
+        wanted = sorted({line.location_id for line in input.lines})
+        locations = {loc["location_id"]: loc for loc in await self.store.config.locations(wanted)}
+        unknown = [loc for loc in wanted if loc not in locations]
+        if unknown:
+            # deleted since routing: no retry brings it back (the order is held)
+            raise ApplicationError(
+                f"location {', '.join(unknown)} is not configured",
+                type="UnknownLocation",
+                non_retryable=True,
             )
-        }
         dates = {
             line.line_id: planned_ship_date(
                 input.as_of,
@@ -57,7 +63,7 @@ class ResponseActivities:
         callback = channel.get("callback_url")
         sent = False
         if callback:
-            body = {
+            message = {
                 "type": "order_response",
                 "order_id": input.order_id,
                 "lines": [
@@ -65,10 +71,15 @@ class ResponseActivities:
                     for k, v in sorted(dates.items())
                 ],
             }
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async with http.post(
-                    callback, json=body, headers={"Idempotency-Key": f"{input.order_id}-response"}
-                ) as resp:
-                    resp.raise_for_status()  # a failing callback retries with backoff
+            # a refusal (4xx) holds the order; a 5xx or no answer retries with backoff
+            await partners.post(
+                f"sales channel {input.sales_channel} callback",
+                str(callback),
+                json.dumps(message).encode(),
+                {
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": f"{input.order_id}-response",
+                },
+            )
             sent = True
         return OrderResponseResult(planned_ship_dates=dates, callback_sent=sent)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -73,6 +74,20 @@ def attempt_fence() -> Fence | None:
 def heartbeat(*details: Any) -> None:
     if activity.in_activity():
         activity.heartbeat(*details)
+
+
+def invalid_configuration(what: str, err: ValidationError) -> ApplicationError:
+    """Stored configuration the API would refuse (edited by hand, an old release): no
+    retry fixes it, so the order is held until an operator does."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        for e in err.errors(include_url=False, include_input=False)[:5]
+    )
+    return ApplicationError(
+        f"{what} has invalid configuration ({problems})",
+        type="InvalidConfiguration",
+        non_retryable=True,
+    )
 
 
 def stale(reason: str) -> ApplicationError:
@@ -188,10 +203,16 @@ class RoutingActivities:
         return await self._fenced(lambda fence: self._route_order(input, fence))
 
     async def _route_order(self, input: RouteOrderInput, fence: Fence | None) -> RouteOrderResult:
-        channel = await self._channel(input.sales_channel)
-        locations = [
-            LocationConfig.model_validate(raw) for raw in await self.store.config.locations()
-        ]
+        try:
+            channel = await self._channel(input.sales_channel)
+        except ValidationError as err:
+            raise invalid_configuration(f"sales channel {input.sales_channel}", err) from err
+        locations = []
+        for raw in await self.store.config.locations():
+            try:
+                locations.append(LocationConfig.model_validate(raw))
+            except ValidationError as err:
+                raise invalid_configuration(f"location {raw.get('location_id')}", err) from err
         if not input.per_line:
             return await self._route_group(input, channel, locations, fence)
         # backorders: each line on its own, so one line without stock does not hold

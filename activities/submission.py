@@ -2,10 +2,8 @@
 one (JSON, HMAC-SHA256 signature, idempotency key), else waiting in the location's
 work-order list; and the signed cancellation of a work order a location was sent.
 
-A partner's answer decides what happens next: 2xx is done; a 4xx (other than 408/425/429)
-means the partner refuses this message, which no retry changes (non-retryable
-`PartnerRejected`: the order shows it and waits for an operator); anything else (5xx,
-timeouts, refused connections) is technical and retried with backoff."""
+A partner's answer decides what happens next (activities/partners.py): a refusal (4xx)
+holds the order until an operator resumes it; a technical failure is retried."""
 
 from __future__ import annotations
 
@@ -14,10 +12,9 @@ import hmac
 import json
 from typing import Any
 
-import aiohttp
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities import partners
 from store import Store
 from workflows.model import (
     ReleasePlan,
@@ -30,8 +27,6 @@ from workflows.model import (
 )
 
 SIGNATURE_HEADER = "X-OMS-Signature"
-RETRYABLE_4XX = (408, 425, 429)
-TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -68,21 +63,7 @@ class SubmissionActivities:
             "Idempotency-Key": idempotency_key,
             SIGNATURE_HEADER: sign(self.webhook_secret, body),
         }
-        try:
-            async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-                async with http.post(url, data=body, headers=headers) as resp:
-                    if resp.status < 300:
-                        return
-                    excerpt = (await resp.text())[:200]
-                    problem = f"{location_id} answered {resp.status} {resp.reason}: {excerpt}"
-                    if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
-                        raise ApplicationError(problem, type="PartnerRejected", non_retryable=True)
-                    raise ApplicationError(problem, type="PartnerUnavailable")
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise ApplicationError(
-                f"{location_id} unreachable at {url}: {type(err).__name__} {err}",
-                type="PartnerUnavailable",
-            ) from err
+        await partners.post(location_id, url, body, headers)
 
     @activity.defn(name="submit_work_orders")
     async def submit_work_orders(self, input: SubmitWorkOrdersInput) -> SubmitWorkOrdersResult:

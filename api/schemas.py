@@ -38,6 +38,7 @@ MAX_URL_LENGTH = 500  # the locations table keeps 500 characters
 MAX_WEIGHT = 1000.0
 MAX_DISTANCE_KM = 40_000.0  # once around the earth
 MAX_COST = 1_000_000.0
+MAX_ALERT_ATTEMPTS = 100  # the workflow's own bound (workflows/order_base.py)
 MAX_DAILY_CAPACITY = 10_000_000
 MAX_PRIORITY = 1_000_000
 MAX_REFERENCES = 1000  # excluded locations, buffers, a location's channels
@@ -143,6 +144,7 @@ class SalesChannelConfigIn(SalesChannelConfig):
     # at least a tenth of a second: a zero timer would re-route in a tight loop
     backorder_retry_seconds: float = Field(default=3600, ge=0.1, le=MAX_WAIT_SECONDS)
     backorder_max_attempts: int = Field(default=24, ge=0, le=MAX_BACKORDER_ATTEMPTS)
+    stage_attempts_before_alert: int = Field(default=5, ge=1, le=MAX_ALERT_ATTEMPTS)
 
     @field_validator("document_kinds")
     @classmethod

@@ -37,6 +37,7 @@ SEARCH_ATTRIBUTES = {
     "OmsOrderTotal": "Double",
     "OmsLocations": "KeywordList",
     "OmsAwaitingApproval": "Bool",
+    "OmsHoldReason": "Keyword",
 }
 
 

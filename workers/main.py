@@ -15,6 +15,7 @@ from activities import all_activities
 from store import Store
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
+from workers.search_attributes import ensure_search_attributes
 from workers.settings import Settings
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
@@ -56,6 +57,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         client = await connect_with_retry(settings, stop)
     except Stopped:
         log.info("stopped while waiting for Temporal")
+        await store.close()
+        return
+    try:
+        await ensure_search_attributes(client, settings, stop)
+    except Stopped:
+        log.info("stopped while waiting for the search attributes")
         await store.close()
         return
     worker = build_worker(

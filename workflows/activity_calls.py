@@ -64,7 +64,22 @@ OPTIONS: dict[str, CallOptions] = {
 DEFAULT = CallOptions(start_to_close=timedelta(seconds=60))
 
 
-async def call(name: str, arg: Any, result_type: type[T]) -> T:
+def _policy(options: CallOptions, attempts: int | None) -> RetryPolicy:
+    """`attempts` bounds an activity that would otherwise retry until it succeeds (the
+    order's stage then shows the last error and starts another round)."""
+    policy = options.retry
+    if attempts is None or policy.maximum_attempts:
+        return policy
+    return RetryPolicy(
+        initial_interval=policy.initial_interval,
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval=policy.maximum_interval,
+        maximum_attempts=attempts,
+        non_retryable_error_types=policy.non_retryable_error_types,
+    )
+
+
+async def call(name: str, arg: Any, result_type: type[T], *, attempts: int | None = None) -> T:
     options = OPTIONS.get(name, DEFAULT)
     result: T = await workflow.execute_activity(
         name,
@@ -72,7 +87,7 @@ async def call(name: str, arg: Any, result_type: type[T]) -> T:
         result_type=result_type,
         start_to_close_timeout=options.start_to_close,
         heartbeat_timeout=options.heartbeat,
-        retry_policy=options.retry,
+        retry_policy=_policy(options, attempts),
     )
     return result
 

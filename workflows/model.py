@@ -338,6 +338,10 @@ class SalesChannelConfig(_Tolerant):
     # up to this many times; then the remaining units are cancelled
     backorder_retry_seconds: float = Field(default=3600, gt=0)
     backorder_max_attempts: int = Field(default=24, ge=0)
+    # a stage whose activity fails this many times in a row for technical reasons (a 5xx,
+    # a timeout, the store unreachable) shows its last error in the order while it keeps
+    # retrying in rounds of this many attempts
+    stage_attempts_before_alert: int = Field(default=5, ge=1)
 
     @field_validator("approval_reasons")
     @classmethod

@@ -91,6 +91,9 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         self.guarded = workflow.patched(patches.TERMINAL_GUARD)
         self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
         self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
+        self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
+        self.stage_problems: dict[str, str] = {}
+        self.stage_rounds: dict[str, int] = {}
         # one task per work order on its way to a partner; those inside their activity
         self.deliveries: dict[str, asyncio.Task[None]] = {}
         self.delivery_busy: set[str] = set()
@@ -182,13 +185,30 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
 
     async def _validate(self) -> None:
         while True:
-            await self._set_status(OrderStatus.VALIDATING)
-            async with self.lock:
-                if self._halt():
-                    return
-                result: ValidateOrderResult = await activity_calls.call(
-                    "validate_order", ValidateOrderInput(order=self.order), ValidateOrderResult
-                )
+            if self.view.status != OrderStatus.VALIDATING or not self.stage_holds:
+                await self._set_status(OrderStatus.VALIDATING)
+            if self.stage_holds:
+                async with self.lock:
+                    if self._halt():
+                        return
+                    outcome = await self._attempt(
+                        "validation",
+                        "validate_order",
+                        ValidateOrderInput(order=self.order),
+                        ValidateOrderResult,
+                    )
+                if isinstance(outcome, ActivityError):
+                    if not await self._stage_failed("validation", outcome):
+                        return
+                    continue
+                result = outcome
+            else:
+                async with self.lock:
+                    if self._halt():
+                        return
+                    result = await activity_calls.call(
+                        "validate_order", ValidateOrderInput(order=self.order), ValidateOrderResult
+                    )
             if self._halt():
                 return
             if result.channel is not None:
@@ -212,19 +232,36 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             for lid, p in self.state.lines.items()
             if (loc := p.current_location) is not None
         ]
-        async with self.lock:
-            if self._halt():
-                return
-            result: OrderResponseResult = await activity_calls.call(
-                "send_order_response",
-                OrderResponseInput(
-                    order_id=self.order.order_id,
-                    sales_channel=self.order.sales_channel,
-                    lines=lines,
-                    as_of=workflow.now(),
-                ),
-                OrderResponseResult,
+
+        def response() -> OrderResponseInput:
+            return OrderResponseInput(
+                order_id=self.order.order_id,
+                sales_channel=self.order.sales_channel,
+                lines=lines,
+                as_of=workflow.now(),
             )
+
+        if self.stage_holds:
+            # the web shop's callback is a partner: called outside the order's lock, so a
+            # cancel never waits for it
+            while True:
+                if self._halt():
+                    return
+                outcome = await self._attempt(
+                    "response", "send_order_response", response(), OrderResponseResult
+                )
+                if not isinstance(outcome, ActivityError):
+                    result = outcome
+                    break
+                if not await self._stage_failed("response", outcome):
+                    return
+        else:
+            async with self.lock:
+                if self._halt():
+                    return
+                result = await activity_calls.call(
+                    "send_order_response", response(), OrderResponseResult
+                )
         if self._halt():
             return
         for line in self.view.lines:
@@ -427,7 +464,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
             )
             plans.append(plan)
             allocations[seq] = items
-        docs: DocumentsResult = await activity_calls.call(
+        docs: DocumentsResult = await self._stage_call(
+            "documents",
             "create_documents",
             DocumentsInput(
                 order=self.order, kinds=list(self.channel.document_kinds), releases=plans
@@ -440,7 +478,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 OrderStatus.DOCUMENTED,
                 ", ".join(f"{d.kind} for {d.location_id}" for d in docs.documents),
             )
-        submitted: SubmitWorkOrdersResult = await activity_calls.call(
+        submitted: SubmitWorkOrdersResult = await self._stage_call(
+            "submission",
             "submit_work_orders",
             SubmitWorkOrdersInput(
                 order_id=self.order.order_id,

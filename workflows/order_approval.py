@@ -12,7 +12,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import activity_calls
     from workflows.approval import OrderFacts
     from workflows.model import (
         ApprovalDecisionInput,
@@ -155,7 +154,8 @@ class OrderApproval(OrderBase):
             if self._halt():
                 return
             reservations = self.state.unschedule()
-            await activity_calls.call(
+            await self._stage_call(
+                "approval",
                 "release_reservations",
                 ReleaseReservationsInput(
                     order_id=self.order.order_id, reservation_ids=reservations

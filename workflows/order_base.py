@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls, search
@@ -45,6 +48,35 @@ HOLDABLE = (OrderStatus.IN_FULFILLMENT, OrderStatus.PARTIALLY_SHIPPED)
 MAX_LINES = 500
 # statuses before fulfillment in which routing may still be waiting for the operator
 ROUTING_WAITS = (OrderStatus.ON_HOLD, OrderStatus.NOT_ANNOUNCED, OrderStatus.CHECK_ANNOUNCED)
+# a stage whose activity keeps failing for technical reasons starts a new round of
+# attempts after this wait, doubling per round up to STAGE_ROUND_MAX
+STAGE_ROUND = timedelta(seconds=30)
+STAGE_ROUND_MAX = timedelta(minutes=10)
+# the longest text the OmsHoldReason search attribute carries
+HOLD_REASON_LENGTH = 250
+# the most attempts of one round, whatever a channel says
+MAX_ALERT_ATTEMPTS = 100
+
+T = TypeVar("T")
+
+
+def failure_text(err: ActivityError) -> str:
+    """What went wrong, worded for the operator: the partner's or the store's answer."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        text = cause.message
+        if cause.type and not cause.type.startswith("Partner"):
+            text = f"{cause.type}: {text}"
+    elif isinstance(cause, ActivityTimeout):
+        text = f"timed out ({cause.type.name if cause.type else 'timeout'})"
+    else:
+        text = str(cause or err)
+    return text.strip()[:500]
+
+
+def failure_text_of(reason: str) -> str:
+    """The error part of a shown stage problem (to log an event only when it changes)."""
+    return reason.split(": ", 1)[1] if ": " in reason else reason
 
 
 class OrderBase:
@@ -59,6 +91,10 @@ class OrderBase:
     guarded: bool
     abandon_children: bool
     partners_apart: bool
+    stage_holds: bool
+    # stage -> its failure shown in the hold reasons; rounds of attempts per stage
+    stage_problems: dict[str, str]
+    stage_rounds: dict[str, int]
     resumes: int
     publish_lock: asyncio.Lock
     resume_request: ResumeInput | None
@@ -129,16 +165,117 @@ class OrderBase:
         return True
 
     def _upsert_search_attributes(self) -> None:
-        workflow.upsert_search_attributes(
-            [
-                search.ORDER_STATUS.value_set(self.view.status.value),
-                search.LOCATIONS.value_set(self.state.locations()),
-                search.AWAITING_APPROVAL.value_set(
-                    self.view.status == OrderStatus.AWAITING_APPROVAL
-                    and any(a.status == ApprovalStatus.PENDING for a in self.view.approvals)
-                ),
-            ]
-        )
+        updates: list[SearchAttributeUpdate[Any]] = [
+            search.ORDER_STATUS.value_set(self.view.status.value),
+            search.LOCATIONS.value_set(self.state.locations()),
+            search.AWAITING_APPROVAL.value_set(
+                self.view.status == OrderStatus.AWAITING_APPROVAL
+                and any(a.status == ApprovalStatus.PENDING for a in self.view.approvals)
+            ),
+        ]
+        if self.stage_holds:
+            reasons = "; ".join(self.view.hold_reasons)
+            if len(reasons) > HOLD_REASON_LENGTH:
+                reasons = reasons[: HOLD_REASON_LENGTH - 3] + "..."
+            updates.append(
+                search.HOLD_REASON.value_set(reasons)
+                if reasons and self.view.status not in TERMINAL
+                else search.HOLD_REASON.value_unset()
+            )
+        workflow.upsert_search_attributes(updates)
+
+    # ------------------------------------------------------------- failing stages
+    def _alert_attempts(self) -> int:
+        return max(1, min(self.channel.stage_attempts_before_alert, MAX_ALERT_ATTEMPTS))
+
+    async def _attempt(
+        self, stage: str, name: str, arg: Any, result_type: type[T]
+    ) -> T | ActivityError:
+        """One round of a stage's activity: its result, or the failure that ended the
+        round (a business failure, or the last of the channel's number of attempts)."""
+        try:
+            result = await activity_calls.call(
+                name, arg, result_type, attempts=self._alert_attempts()
+            )
+        except ActivityError as err:
+            return err
+        await self._stage_recovered(stage)
+        return result
+
+    async def _stage_call(self, stage: str, name: str, arg: Any, result_type: type[T]) -> T:
+        """A stage's activity run where the order's lock is held and must stay held (the
+        stage's writes belong together): a failing round is shown, then another round
+        starts after a wait. Old histories call the activity as they did."""
+        if not self.stage_holds:
+            return await activity_calls.call(name, arg, result_type)
+        while True:
+            outcome = await self._attempt(stage, name, arg, result_type)
+            if not isinstance(outcome, ActivityError):
+                return outcome
+            await self._show_stage_problem(stage, outcome, business=False)
+            await workflow.sleep(self._round_wait(stage))
+
+    async def _stage_failed(self, stage: str, err: ActivityError) -> bool:
+        """Called outside the order's lock after a failed round: True to run the stage
+        again, False when the order stopped meanwhile (a cancel). A business failure
+        (non-retryable: a partner's refusal, invalid configuration) holds the order until
+        `resume`; a technical one shows its last error and retries after a wait (or at
+        once on `resume`)."""
+        business = err.retry_state == RetryState.NON_RETRYABLE_FAILURE
+        reason = await self._show_stage_problem(stage, err, business=business)
+        resumes = self.resumes
+        if business:
+            previous = self.view.status
+            await self._set_status(OrderStatus.ON_HOLD, reason)
+            await workflow.wait_condition(lambda: self.resumes != resumes or self._ended())
+            if self._ended():
+                return False
+            await self._set_status(previous, f"resumed: {stage} runs again")
+            return True
+        try:
+            await workflow.wait_condition(
+                lambda: self.resumes != resumes or self._ended(), timeout=self._round_wait(stage)
+            )
+        except TimeoutError:
+            pass
+        return not self._ended()
+
+    def _round_wait(self, stage: str) -> timedelta:
+        rounds = self.stage_rounds.get(stage, 1)
+        return min(STAGE_ROUND * 2 ** min(rounds - 1, 10), STAGE_ROUND_MAX)
+
+    async def _show_stage_problem(self, stage: str, err: ActivityError, *, business: bool) -> str:
+        """The stage and its error in the hold reasons, the event log, the current details
+        and the OmsHoldReason search attribute."""
+        self.stage_rounds[stage] = self.stage_rounds.get(stage, 0) + 1
+        text = failure_text(err)
+        if business:
+            reason = f"{stage}: {text}; fix it, then resume the order"
+        else:
+            attempts = self.stage_rounds[stage] * self._alert_attempts()
+            reason = f"{stage} failing after {attempts} attempts, retrying: {text}"
+        earlier = self.stage_problems.get(stage)
+        self.stage_problems[stage] = reason
+        self.view.hold_reasons = [r for r in self.view.hold_reasons if r != earlier] + [reason]
+        if earlier is None or business or failure_text_of(earlier) != text:
+            self._event("stage_failed" if business else "stage_failing", reason)
+        workflow.set_current_details(f"**{self.view.status.value}** {reason}")
+        workflow.logger.warning("order stage %s: %s", stage, reason)
+        if not business:  # a hold publishes with its status change
+            self._upsert_search_attributes()
+            await self._publish()
+        return reason
+
+    async def _stage_recovered(self, stage: str) -> None:
+        reason = self.stage_problems.pop(stage, None)
+        self.stage_rounds.pop(stage, None)
+        if reason is None:
+            return
+        self.view.hold_reasons = [r for r in self.view.hold_reasons if r != reason]
+        self._event("stage_recovered", f"{stage} succeeded")
+        workflow.set_current_details(f"**{self.view.status.value}** {stage} recovered")
+        self._upsert_search_attributes()
+        await self._publish()
 
     async def _publish(self, *, with_approvals: bool = False) -> None:
         """Write status, lines and new events to the store (a local activity: no extra
@@ -190,7 +327,8 @@ class OrderBase:
         """Give back the reservations of cancelled units no location had yet and record
         the cancelled units' CANCEL return, in the store and in the view."""
         async with self.lock:
-            await activity_calls.call(
+            await self._stage_call(
+                "cancel",
                 "cancel_order_lines",
                 CancelOrderInput(
                     order_id=self.order.order_id,

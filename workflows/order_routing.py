@@ -5,7 +5,7 @@ waits, manual assignments and resume.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls
@@ -80,15 +80,16 @@ class OrderRouting(OrderBase):
             await self._set_status(OrderStatus.ROUTING, "retry after resume")
 
     async def _route(self, *, per_line: bool = False) -> RouteOrderResult | None:
-        """Route every open unit; the lines are read under the lock, after any cancel."""
-        async with self.lock:
-            lines = self.state.lines_to_route()
-            if not lines or self._halt():
-                return None
-            workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
-            result: RouteOrderResult = await activity_calls.call(
-                "route_order",
-                RouteOrderInput(
+        """Route every open unit; the lines are read under the lock, after any cancel.
+        A failing round is shown (and a business failure holds the order) outside the
+        lock, then the lines are read again."""
+        while True:
+            async with self.lock:
+                lines = self.state.lines_to_route()
+                if not lines or self._halt():
+                    return None
+                workflow.set_current_details("routing " + ", ".join(p.line_id for p in lines))
+                request = RouteOrderInput(
                     order_id=self.order.order_id,
                     sales_channel=self.order.sales_channel,
                     ship_to=self.order.ship_to,
@@ -100,12 +101,21 @@ class OrderRouting(OrderBase):
                         )
                         for p in lines
                     ],
-                ),
-                RouteOrderResult,
-            )
-            self._apply_decisions(result.decisions)
-        await self._publish()
-        return result
+                )
+                if self.stage_holds:
+                    outcome = await self._attempt(
+                        "routing", "route_order", request, RouteOrderResult
+                    )
+                else:
+                    outcome = await activity_calls.call("route_order", request, RouteOrderResult)
+                if not isinstance(outcome, ActivityError):
+                    self._apply_decisions(outcome.decisions)
+            if isinstance(outcome, ActivityError):
+                if not await self._stage_failed("routing", outcome):
+                    return None
+                continue
+            await self._publish()
+            return outcome
 
     @workflow.update
     async def assign_locations(self, request: AssignmentsInput) -> OrderCommandResult:
@@ -188,10 +198,13 @@ class OrderRouting(OrderBase):
     def _validate_resume(self, request: ResumeInput) -> None:
         waiting_for_stock = self.state.release_seq and self.state.lines_to_route()
         waiting_for_partner = self.partners_apart and bool(self.state.delivery_problems)
+        # a failing stage: resume starts its next round at once
+        stage_failing = self.stage_holds and bool(self.stage_problems)
         if (self.guarded and self._stopped()) or (
             self.view.status not in ROUTING_WAITS
             and not waiting_for_stock
             and not waiting_for_partner
+            and not stage_failing
         ):
             raise ApplicationError(
                 f"order is {self.view.status.value}, nothing to resume",

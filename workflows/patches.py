@@ -25,3 +25,9 @@ ABANDONED_CHILDREN = "oms-7-abandoned-children"
 # release (a failing partner never holds back a cancel); a location that was sent a work
 # order gets a signed cancellation; a partner's refusal holds the order until resumed
 PARTNERS_OUTSIDE_LOCK = "oms-8-partners-outside-lock"
+# issue 8: a stage's failure stops it and says why: a business failure (non-retryable)
+# puts the order ON_HOLD with the stage and the error until `resume`; a technical one
+# shows its last error after the channel's number of attempts and retries in rounds; the
+# order's hold reasons are a search attribute (OmsHoldReason); the order response goes to
+# the web shop outside the order's lock
+STAGE_FAILURES = "oms-8-stage-failures"
