@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import require
 from api.commands import execute_update
 from api.context import STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
 from api.messages import PickRequest
-from store.fulfillment import ShipmentRecord
+from store.database import utcnow
+from store.fulfillment import WORK_ORDER_STATUSES, ShipmentRecord
 from workflows.model import DeliverReport, ShipReport, StoreReportResult
 
 routes = web.RouteTableDef()
 
 
+# the default work-order list: the open ones and those cancelled in the last CANCELLED_DAYS
+OPEN_WORK_ORDERS = ("OPEN", "PICKED", "SHIPPED")
+CANCELLED_DAYS = 7
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def shipment_json(record: ShipmentRecord) -> dict[str, Any]:
     return {
+        "work_order_id": record.work_order_id,
         "shipment_key": record.shipment_key,
         "release_key": record.release_key,
         "order_id": record.order_id,
         "location_id": record.location_id,
         "status": record.status,
+        "released_at": _time(record.released_at),
+        "cancelled_at": _time(record.cancelled_at),
         "carrier": record.carrier,
         "tracking_number": record.tracking_number,
         "lines": [
@@ -34,20 +50,101 @@ def shipment_json(record: ShipmentRecord) -> dict[str, Any]:
                 "picked_quantity": ln.picked_quantity,
                 "quantity": ln.quantity,
                 "status": ln.status,
+                "cancelled_at": _time(ln.cancelled_at),
             }
             for ln in record.lines
         ],
     }
 
 
+class WorkOrderLineOut(BaseModel):
+    line_id: str
+    released_quantity: int
+    picked_quantity: int
+    quantity: int = Field(description="shipped units (0 until the line ships)")
+    status: str = Field(description="OPEN, PICKED, SHIPPED, DELIVERED, BACKORDERED, CANCELLED")
+    cancelled_at: datetime | None = Field(description="set when the line is CANCELLED")
+
+
+class WorkOrderOut(BaseModel):
+    work_order_id: str = Field(description="the work order sent to the location (ORDER-WO{n})")
+    shipment_key: str = Field(description="where pick / ship / deliver are reported (ORDER-S{n})")
+    release_key: str
+    order_id: str
+    location_id: str
+    status: str = Field(
+        description="the work order's status: its least advanced line (OPEN, PICKED, "
+        "SHIPPED, DELIVERED); with nothing left to do CANCELLED (the order cancelled it: "
+        "stop picking it) or BACKORDERED (its units were routed elsewhere)"
+    )
+    released_at: datetime | None
+    cancelled_at: datetime | None = Field(description="when it was cancelled (CANCELLED only)")
+    carrier: str | None
+    tracking_number: str | None
+    lines: list[WorkOrderLineOut] = Field(description="every line, CANCELLED ones included")
+
+
+class WorkOrderList(BaseModel):
+    """One page of a location's work orders."""
+
+    work_orders: list[WorkOrderOut] = Field(description="newest release first")
+    total: int = Field(description="how many work orders match the filter")
+    limit: int
+    offset: int
+    status: list[str] = Field(description="the statuses listed")
+    cancelled_since: datetime | None = Field(
+        description="without ?status=: CANCELLED ones are listed if cancelled since then"
+    )
+
+
+def _statuses(raw: str | None) -> list[str] | None:
+    """?status=A,B: None when not given; 422 unknown_status for a value not listed."""
+    if raw is None:
+        return None
+    wanted = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in WORK_ORDER_STATUSES]
+    if unknown or not wanted:
+        problems = unknown or [raw]
+        raise ApiError(
+            422,
+            "unknown_status",
+            f"status is a comma list of {', '.join(WORK_ORDER_STATUSES)}",
+            [
+                {"field": "status", "message": f"unknown status {s!r}", "type": "unknown_status"}
+                for s in problems
+            ],
+        )
+    return list(dict.fromkeys(wanted))
+
+
 @routes.get("/v1/locations/{location_id}/work-orders")
 async def work_orders(request: web.Request) -> web.Response:
+    """A location's work orders (its own for a location key), newest release first."""
     principal = require(request, "location", "ops")
     location_id = request.match_info["location_id"]
     if principal.role == "location" and principal.identity != location_id:
         raise ApiError(403, "forbidden", f"this key belongs to location {principal.identity}")
-    records = await request.app[STORE].fulfillment.open_shipments(location_id)
-    return web.json_response({"work_orders": [shipment_json(r) for r in records]})
+    q = request.query
+    try:
+        limit = min(max(int(q.get("limit", str(DEFAULT_LIMIT))), 1), MAX_LIMIT)
+        offset = max(int(q.get("offset", "0")), 0)
+    except ValueError as err:
+        raise ApiError(400, "invalid_query", "limit and offset are integers") from err
+    statuses = _statuses(q.get("status"))
+    since = None if statuses is not None else utcnow() - timedelta(days=CANCELLED_DAYS)
+    records, total = await request.app[STORE].fulfillment.work_orders(
+        location_id, statuses=statuses, cancelled_since=since, limit=limit, offset=offset
+    )
+    return web.json_response(
+        {
+            "work_orders": [shipment_json(r) for r in records],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "status": statuses or [*OPEN_WORK_ORDERS, "CANCELLED"],
+            "cancelled_since": _time(since),
+        }
+    )
 
 
 async def _report(request: web.Request, update: str, model: type[BaseModel]) -> web.Response:

@@ -15,6 +15,7 @@ from api.configuration import (
     StockAdjustments,
     StockSnapshot,
 )
+from api.fulfillment import DEFAULT_LIMIT, MAX_LIMIT, WorkOrderList
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
 from workflows.model import (
     ApprovalDecisionInput,
@@ -40,7 +41,41 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/inventory/adjustments"): StockAdjustments,
     ("PUT", "/v1/api-keys"): ApiKeyInput,
 }
-RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("GET", "/v1/orders/{order_id}"): OrderView}
+WORK_ORDERS = "/v1/locations/{location_id}/work-orders"
+RESPONSES: dict[tuple[str, str], type[BaseModel]] = {
+    ("GET", "/v1/orders/{order_id}"): OrderView,
+    ("GET", WORK_ORDERS): WorkOrderList,
+}
+QUERY_PARAMETERS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", WORK_ORDERS): [
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "description": "comma list of OPEN, PICKED, SHIPPED, DELIVERED, BACKORDERED, "
+            "CANCELLED (an unknown one: 422 unknown_status); without it: OPEN, PICKED, "
+            "SHIPPED and those CANCELLED in the last 7 days",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT,
+            },
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+    ],
+}
 ERROR = {
     "type": "object",
     "properties": {
@@ -80,6 +115,9 @@ def openapi_document(tables: Iterable[web.RouteTableDef]) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": body.model_json_schema()}},
                 }
+            parameters = QUERY_PARAMETERS.get((route.method, route.path))
+            if parameters is not None:
+                op["parameters"] = parameters
             answer = RESPONSES.get((route.method, route.path))
             if answer is not None:
                 op["responses"]["200"]["content"] = {

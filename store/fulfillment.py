@@ -4,14 +4,22 @@
 has status_quantity = 1: its current release. A re-release (after a backorder) sets
 the older rows of that line to 0 in the same transaction that writes the new one.
 `shipments` holds one row per (shipment_key, line) with quantity 0 until it ships.
+
+A location's work-order list (`work_orders`) has one entry per shipment: its work order
+(release R{n}, shipment S{n} and work order WO{n} of an order share n), the work order's
+status derived from its lines and the work_orders row, and every line, cancelled ones
+included. A cancelled line's row is never written again, so its `updated_at` is the time
+it was cancelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from store.database import Database, utcnow
 from store.tables import OrderRelease, Shipment, WorkOrder
@@ -24,6 +32,35 @@ class ShipmentLine:
     picked_quantity: int
     quantity: int
     status: str
+    # when the line was last written; for a CANCELLED line, when it was cancelled
+    updated_at: datetime | None = None
+
+    @property
+    def cancelled_at(self) -> datetime | None:
+        return self.updated_at if self.status == "CANCELLED" else None
+
+
+# A work order's status is the least advanced of its lines' (OPEN before PICKED, ...);
+# with nothing left to do it is CANCELLED when its lines were all cancelled or its
+# work_orders row says so (a cancel closed it), else BACKORDERED (re-routed elsewhere).
+OPEN_STATUSES = ("OPEN", "PICKED", "SHIPPED")
+WORK_ORDER_STATUSES = ("OPEN", "PICKED", "SHIPPED", "DELIVERED", "BACKORDERED", "CANCELLED")
+_RANK = {status: rank for rank, status in enumerate(WORK_ORDER_STATUSES, start=1)}
+
+
+def work_order_status(line_statuses: Collection[str], work_order_row_status: str | None) -> str:
+    rank = min((_RANK.get(s, _RANK["CANCELLED"]) for s in line_statuses), default=0)
+    if rank == 0:
+        return work_order_row_status or "CANCELLED"
+    status = WORK_ORDER_STATUSES[rank - 1]
+    if status == "BACKORDERED" and work_order_row_status == "CANCELLED":
+        return "CANCELLED"
+    return status
+
+
+def work_order_id_of(order_id: str, shipment_key: str) -> str:
+    """S{n} -> WO{n} (workflows/order_state.py shipment_key and work_order_id)."""
+    return f"{order_id}-WO{shipment_key[len(order_id) + 2 :]}"
 
 
 @dataclass
@@ -36,14 +73,26 @@ class ShipmentRecord:
     carrier: str | None
     tracking_number: str | None
     lines: list[ShipmentLine] = field(default_factory=list)
+    # the status of its row in work_orders (SUBMITTED, SENT, RELEASED, CANCELLED) if read
+    work_order_row_status: str | None = None
+    released_at: datetime | None = None
+
+    @property
+    def work_order_id(self) -> str:
+        return work_order_id_of(self.order_id, self.shipment_key)
 
     @property
     def status(self) -> str:
-        statuses = {line.status for line in self.lines}
-        for status in ("OPEN", "PICKED", "SHIPPED", "DELIVERED"):
-            if status in statuses:
-                return status
-        return next(iter(statuses), "CANCELLED")
+        return work_order_status([line.status for line in self.lines], self.work_order_row_status)
+
+    @property
+    def cancelled_at(self) -> datetime | None:
+        """When the work order was cancelled (its last line): None unless CANCELLED."""
+        if self.status != "CANCELLED":
+            return None
+        times = [line.cancelled_at for line in self.lines if line.cancelled_at is not None]
+        times = times or [line.updated_at for line in self.lines if line.updated_at is not None]
+        return max(times, default=None)
 
 
 @dataclass(frozen=True)
@@ -219,7 +268,143 @@ class FulfillmentRepository:
     async def shipment(self, shipment_key: str) -> ShipmentRecord | None:
         async with self.db.sessions() as session:
             rows = await self._rows(session, shipment_key)
-            return _record(rows) if rows else None
+            if not rows:
+                return None
+            record = _record(rows)
+            work_order = await session.get(WorkOrder, record.work_order_id)
+            record.work_order_row_status = work_order.status if work_order else None
+            record.released_at = (
+                await session.execute(
+                    select(func.min(OrderRelease.created_at)).where(
+                        OrderRelease.release_key == record.release_key
+                    )
+                )
+            ).scalar_one()
+            return record
+
+    async def work_orders(
+        self,
+        location_id: str,
+        *,
+        statuses: Collection[str] | None = None,
+        cancelled_since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[ShipmentRecord], int]:
+        """A location's work orders, newest release first, with all their lines; and how
+        many match. `statuses` (of WORK_ORDER_STATUSES) selects those in these statuses;
+        None selects the open ones and those cancelled at or after `cancelled_since`."""
+        since = cancelled_since or utcnow()
+        # the shipments that can match, from their rows (a superset: the statuses below
+        # decide): an entry has a row in its own status, a CANCELLED one a CANCELLED row
+        # or (closed by a cancel after its lines were backordered) BACKORDERED rows
+        row = aliased(Shipment)
+        if statuses is None:
+            candidate: ColumnElement[bool] = or_(
+                row.status.in_(OPEN_STATUSES),
+                and_(row.status.in_(["CANCELLED", "BACKORDERED"]), row.updated_at >= since),
+            )
+        else:
+            wanted = set(statuses) | ({"BACKORDERED"} if "CANCELLED" in statuses else set())
+            candidate = row.status.in_(sorted(wanted))
+        candidates = select(row.shipment_key).where(row.location_id == location_id, candidate)
+
+        rank = case(_RANK, value=Shipment.status, else_=_RANK["CANCELLED"])
+        per_shipment = (
+            select(
+                Shipment.shipment_key,
+                Shipment.order_id,
+                func.min(rank).label("rank"),
+                func.max(
+                    case((Shipment.status == "CANCELLED", Shipment.updated_at), else_=None)
+                ).label("last_cancel"),
+                func.max(Shipment.updated_at).label("last_update"),
+                func.coalesce(
+                    func.min(OrderRelease.created_at), func.min(Shipment.updated_at)
+                ).label("released_at"),
+            )
+            .outerjoin(
+                OrderRelease,
+                and_(
+                    OrderRelease.release_key == Shipment.release_key,
+                    OrderRelease.line_id == Shipment.line_id,
+                ),
+            )
+            .where(Shipment.location_id == location_id, Shipment.shipment_key.in_(candidates))
+            .group_by(Shipment.shipment_key, Shipment.order_id)
+            .subquery()
+        )
+        # WO{n} of the shipment S{n}: the order id, "-WO", then what follows "<order>-S"
+        wo_id = (
+            per_shipment.c.order_id
+            + "-WO"
+            + func.substr(per_shipment.c.shipment_key, func.length(per_shipment.c.order_id) + 3)
+        )
+        ranked = [
+            (per_shipment.c.rank == _RANK[s], s) for s in ("OPEN", "PICKED", "SHIPPED", "DELIVERED")
+        ]
+        status = case(
+            *ranked,
+            (
+                and_(
+                    per_shipment.c.rank == _RANK["BACKORDERED"],
+                    func.coalesce(WorkOrder.status, "") != "CANCELLED",
+                ),
+                "BACKORDERED",
+            ),
+            else_="CANCELLED",
+        )
+        entries = (
+            select(
+                per_shipment.c.shipment_key,
+                per_shipment.c.released_at,
+                WorkOrder.status.label("row_status"),
+                status.label("status"),
+                func.coalesce(per_shipment.c.last_cancel, per_shipment.c.last_update).label(
+                    "cancel_time"
+                ),
+            )
+            .select_from(per_shipment)
+            .outerjoin(WorkOrder, WorkOrder.work_order_id == wo_id)
+            .subquery()
+        )
+        if statuses is None:
+            matches = or_(
+                entries.c.status.in_(OPEN_STATUSES),
+                and_(entries.c.status == "CANCELLED", entries.c.cancel_time >= since),
+            )
+        else:
+            matches = entries.c.status.in_(sorted(statuses))
+        async with self.db.sessions() as session:
+            total = (
+                await session.execute(select(func.count()).select_from(entries).where(matches))
+            ).scalar_one()
+            page = (
+                await session.execute(
+                    select(entries.c.shipment_key, entries.c.released_at, entries.c.row_status)
+                    .where(matches)
+                    .order_by(entries.c.released_at.desc(), entries.c.shipment_key.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+            keys = [key for key, _, _ in page]
+            grouped: dict[str, list[Shipment]] = {key: [] for key in keys}
+            if keys:
+                result = await session.execute(
+                    select(Shipment)
+                    .where(Shipment.shipment_key.in_(keys))
+                    .order_by(Shipment.shipment_key, Shipment.line_id)
+                )
+                for shipment_row in result.scalars():
+                    grouped[shipment_row.shipment_key].append(shipment_row)
+        records: list[ShipmentRecord] = []
+        for key, released_at, row_status in page:
+            record = _record(grouped[key])
+            record.work_order_row_status = row_status
+            record.released_at = released_at
+            records.append(record)
+        return records, int(total)
 
     async def open_shipments(self, location_id: str) -> list[ShipmentRecord]:
         """What a location has to work on: released shipments not yet delivered."""
@@ -306,7 +491,14 @@ def _record(rows: list[Shipment]) -> ShipmentRecord:
         carrier=first.carrier,
         tracking_number=first.tracking_number,
         lines=[
-            ShipmentLine(r.line_id, r.released_quantity, r.picked_quantity, r.quantity, r.status)
+            ShipmentLine(
+                r.line_id,
+                r.released_quantity,
+                r.picked_quantity,
+                r.quantity,
+                r.status,
+                r.updated_at,
+            )
             for r in rows
         ],
     )

@@ -82,8 +82,11 @@ async def reserved(stack: Stack, sku: str) -> dict[str, int]:
 
 
 async def work_order_keys(stack: Stack, location_id: str) -> list[str]:
+    """The location's open work orders (cancelled ones are listed too, as CANCELLED)."""
     status, body = await stack.call(
-        "GET", f"/v1/locations/{location_id}/work-orders", key=location_id
+        "GET",
+        f"/v1/locations/{location_id}/work-orders?status=OPEN,PICKED,SHIPPED",
+        key=location_id,
     )
     assert status == 200, body
     return [w["shipment_key"] for w in body["work_orders"]]
