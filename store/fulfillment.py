@@ -51,7 +51,7 @@ _RANK = {status: rank for rank, status in enumerate(WORK_ORDER_STATUSES, start=1
 def work_order_status(line_statuses: Collection[str], work_order_row_status: str | None) -> str:
     rank = min((_RANK.get(s, _RANK["CANCELLED"]) for s in line_statuses), default=0)
     if rank == 0:
-        return work_order_row_status or "CANCELLED"
+        return "CANCELLED"  # no lines: nothing to do
     status = WORK_ORDER_STATUSES[rank - 1]
     if status == "BACKORDERED" and work_order_row_status == "CANCELLED":
         return "CANCELLED"
