@@ -34,18 +34,26 @@ bench: $(STAMP)
 
 # Random interleavings of order messages, longer than in `make test`, over several seeds
 # (tests/integration/test_interleavings.py); every seed runs, the first failure fails.
+# Then the fault scenarios (tests/chaos/faults.py: worker SIGKILL x3, dev server SIGTERM and
+# SIGKILL, store database blocked, webhook 500 and 404) on a stack of their own, with
+# CHAOS_FAULT_ORDERS orders per fault; needs PostgreSQL (OMS_TEST_DATABASE_URL).
 CHAOS_SEEDS ?= 1 2 3 4 5
 CHAOS_STEPS ?= 400
 CHAOS_ORDERS ?= 30
+CHAOS_FAULTS ?= all
+CHAOS_FAULT_ORDERS ?= 20
 .PHONY: chaos
 chaos: $(STAMP)
 	@failed=""; for seed in $(CHAOS_SEEDS); do \
 	  echo "== chaos seed $$seed: $(CHAOS_STEPS) steps, $(CHAOS_ORDERS) orders"; \
 	  OMS_CHAOS_SEED=$$seed OMS_CHAOS_STEPS=$(CHAOS_STEPS) OMS_CHAOS_ORDERS=$(CHAOS_ORDERS) \
 	    $(VENV)/bin/pytest -q -p no:cacheprovider -s tests/integration/test_interleavings.py \
-	    || failed="$$failed $$seed"; \
+	    || failed="$$failed seed-$$seed"; \
 	done; \
-	if [ -n "$$failed" ]; then echo "chaos: failing seeds:$$failed"; exit 1; fi
+	echo "== chaos faults: $(CHAOS_FAULTS), $(CHAOS_FAULT_ORDERS) orders each"; \
+	$(PY) -m tests.chaos.faults --fault $(CHAOS_FAULTS) --orders $(CHAOS_FAULT_ORDERS) \
+	  || failed="$$failed fault-scenarios"; \
+	if [ -n "$$failed" ]; then echo "chaos: failing:$$failed"; exit 1; fi
 
 clean:
 	rm -rf .oms

@@ -151,8 +151,9 @@ class Order:
 
 
 class Shop:
-    """The web shop: places `orders` orders spread over `seconds` and cancels a share of
-    them a moment after they were accepted. Retries a 503 until `retry_until` (loop time)."""
+    """The web shop: places `orders` orders spread over `seconds`, alternately for each
+    location's SKU, and cancels a share of each location's orders a moment (0 to 3 s) after
+    they were accepted. Retries a 503 until `retry_until` (loop time)."""
 
     def __init__(
         self,
@@ -174,7 +175,12 @@ class Shop:
             location = locations[i % len(locations)]
             order_id = f"{prefix}-{i:03d}"
             body = order_body(order_id=order_id, sku=skus[location], quantity=rng.choice((1, 2)))
-            self.orders.append(Order(order_id, body, location, cancel=rng.random() < cancel_share))
+            self.orders.append(Order(order_id, body, location, cancel=False))
+        # the cancelled share of each location's orders (rounded half up), chosen at random
+        for location in locations:
+            mine = [o for o in self.orders if o.location == location]
+            for order in rng.sample(mine, int(len(mine) * cancel_share + 0.5)):
+                order.cancel = True
         self.retry_until = float("inf")
 
     async def run(self, retry_seconds: float) -> None:
