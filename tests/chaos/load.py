@@ -263,7 +263,7 @@ class Locations:
             for location, accepts in self.accepts.items():
                 status, body, _ = await self.api.call(
                     "GET",
-                    f"/v1/locations/{location}/work-orders",
+                    f"/v1/locations/{location}/work-orders?status=OPEN,PICKED,SHIPPED&limit=500",
                     what="GET /v1/locations/{id}/work-orders",
                     key=location,
                 )
