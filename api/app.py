@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import commands, configuration, fulfillment, orders
+from api import commands, configuration, fulfillment, keys, orders
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
@@ -28,13 +28,20 @@ from api.errors import Handler, error_middleware
 from api.openapi import openapi_document
 from store import Store
 from workers.client import connect, open_store_with_retry, with_backoff
+from workers.seed import API_KEYS as DEMO_API_KEYS
 from workers.settings import Settings
 
 log = logging.getLogger("oms.api")
 
 METRICS = web.AppKey("metrics", Counter[tuple[str, str, int]])
 LATENCY = web.AppKey("latency", Counter[tuple[str, str]])
-ROUTE_TABLES = (orders.routes, fulfillment.routes, configuration.routes, commands.routes)
+ROUTE_TABLES = (
+    orders.routes,
+    fulfillment.routes,
+    configuration.routes,
+    keys.routes,
+    commands.routes,
+)
 # answered without an API key (like /health, /openapi.json and /metrics)
 OPEN_PATHS = {"/ready"}
 
@@ -94,6 +101,34 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
+class StartupRefused(Exception):
+    """The API must not serve with this store and these settings (production mode)."""
+
+
+async def bootstrap_keys(store: Store, settings: Settings) -> None:
+    """Make sure the bootstrap admin key exists; in production, refuse to serve without
+    an admin key that works or with the demo keys of `make dev` still working."""
+    if settings.bootstrap_admin_key:
+        entry = await store.config.upsert_api_key(
+            settings.bootstrap_admin_key, name="bootstrap admin", role="admin", identity="admin"
+        )
+        if entry["revoked_at"] is not None:
+            log.warning("OMS_BOOTSTRAP_ADMIN_KEY was revoked (%s); it stays revoked", entry["id"])
+    if not settings.production:
+        return
+    if not await store.config.active_admin_keys():
+        raise StartupRefused(
+            "OMS_BOOTSTRAP_ADMIN_KEY is not set and the store has no admin API key that works: "
+            "set it (generate one with `openssl rand -hex 32`) for the first start"
+        )
+    demo = await store.config.active_keys_among([key for key, *_ in DEMO_API_KEYS])
+    if demo:
+        raise StartupRefused(
+            f"the store holds the demo API keys of `make dev` ({', '.join(demo)}): revoke "
+            "them (POST /v1/api-keys/{id}/revoke) in development mode, or use a fresh store"
+        )
+
+
 def init_app(
     settings: Settings, *, store: Store | None = None, client: Client | None = None
 ) -> web.Application:
@@ -124,6 +159,12 @@ def init_app(
             app[STORE] = opened
         else:
             app[STORE] = store
+        try:
+            await bootstrap_keys(app[STORE], settings)
+        except BaseException:  # refused, or the store failed: close what was opened
+            for resource in owned:
+                await resource.close()
+            raise
         if client is not None:
             app[TEMPORAL] = client
         else:
@@ -137,10 +178,6 @@ def init_app(
                         max_delay=settings.connect_backoff_max_seconds,
                     )
                 )
-            )
-        if settings.bootstrap_admin_key:
-            await app[STORE].config.upsert_api_key(
-                settings.bootstrap_admin_key, name="bootstrap admin", role="admin", identity="admin"
             )
         yield
         for task in background:

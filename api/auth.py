@@ -21,9 +21,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key>")
+    # asked of the store on every request (no cache): a revoked key fails at once
     principal = await request.app[STORE].config.principal(key.strip())
     if principal is None:
-        raise ApiError(401, "unauthorized", "unknown API key")
+        raise ApiError(401, "unauthorized", "unknown, revoked or expired API key")
     request[PRINCIPAL] = principal
     return await handler(request)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, Field, RootModel
@@ -198,21 +198,3 @@ async def put_channels(request: web.Request) -> web.Response:
         )
     await request.app[STORE].config.upsert_channels([c.model_dump(mode="json") for c in channels])
     return web.json_response({"updated": len(channels)})
-
-
-class ApiKeyInput(BaseModel):
-    key: str = Field(min_length=16, max_length=200)
-    name: str = Field(min_length=1, max_length=100)
-    role: Literal["webshop", "approver", "location", "ops", "admin"]
-    identity: str = Field(min_length=1, max_length=100)
-
-
-@routes.put("/v1/api-keys")
-async def put_api_key(request: web.Request) -> web.Response:
-    """Create or change an API key (only its hash is stored)."""
-    require(request)
-    item = parse(ApiKeyInput, await read_json(request))
-    await request.app[STORE].config.upsert_api_key(
-        item.key, name=item.name, role=item.role, identity=item.identity
-    )
-    return web.json_response({"name": item.name, "role": item.role, "identity": item.identity})

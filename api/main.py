@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from aiohttp import web
 
-from api.app import init_app
-from workers.settings import Settings
+from api.app import StartupRefused, init_app
+from workers.settings import Settings, check_or_exit
+
+log = logging.getLogger("oms.api")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    web.run_app(
-        init_app(settings), host=settings.api_host, port=settings.api_port, print=lambda *_: None
-    )
+    check_or_exit(settings, api=True, log=log)
+    try:
+        web.run_app(
+            init_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            print=lambda *_: None,
+        )
+    except StartupRefused as refused:
+        log.error("refusing to start (OMS_ENV=%s): %s", settings.env, refused)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from api.configuration import (
-    ApiKeyInput,
     ChannelList,
     LocationList,
     StockAdjustments,
     StockSnapshot,
 )
 from api.fulfillment import DEFAULT_LIMIT, MAX_LIMIT, WorkOrderList
+from api.keys import ApiKeyInput, NewApiKey, Rotation
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
 from workflows.model import (
     ApprovalDecisionInput,
@@ -40,6 +40,8 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("PUT", "/v1/inventory"): StockSnapshot,
     ("POST", "/v1/inventory/adjustments"): StockAdjustments,
     ("PUT", "/v1/api-keys"): ApiKeyInput,
+    ("POST", "/v1/api-keys"): NewApiKey,
+    ("POST", "/v1/api-keys/{key_id}/rotate"): Rotation,
 }
 WORK_ORDERS = "/v1/locations/{location_id}/work-orders"
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {

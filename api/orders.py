@@ -275,11 +275,29 @@ async def decide_approval(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "body must be an object")
+    if "decided_by" in body:
+        raise ApiError(
+            422,
+            "validation_error",
+            "decided_by is not a field of a decision (the caller is recorded)",
+            [
+                {
+                    "field": "decided_by",
+                    "message": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+            ],
+        )
     if principal.role == "approver":
         body["approver"] = principal.identity  # approvers act as themselves only
     else:
         body.setdefault("approver", principal.identity)
     decision = parse(ApprovalDecisionInput, body)
+    if principal.role != "approver" and decision.approver != principal.identity:
+        # an admin deciding for an approver: the audit trail names both
+        decision = decision.model_copy(
+            update={"decided_by": acting_for(principal.name, decision.approver)}
+        )
     try:
         # an update, not a signal: the approver learns at once whether it counted
         result = await execute_update(
@@ -301,6 +319,18 @@ async def decide_approval(request: web.Request) -> web.Response:
     return web.json_response(text=result.model_dump_json())
 
 
+DECIDED_BY_LENGTH = 100  # approvals.decided_by in the store
+
+
+def acting_for(caller: str, approver: str) -> str:
+    """`<caller> for <approver>`, the caller's name cut to fit the store's column."""
+    tail = f" for {approver}"
+    room = DECIDED_BY_LENGTH - len(tail)
+    if room < 1:
+        return tail.strip()[:DECIDED_BY_LENGTH]
+    return caller[:room] + tail
+
+
 async def _recorded_decision(
     request: web.Request, row: OrderRow, decision: ApprovalDecisionInput
 ) -> web.Response | None:
@@ -309,7 +339,7 @@ async def _recorded_decision(
     if not any(
         a["reason"] == decision.reason
         and a["status"] == wanted
-        and a["decided_by"] == decision.approver
+        and a["decided_by"] == decision.recorded_as()
         for a in approvals
     ):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -72,11 +73,46 @@ def _order_views(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN view_seq INTEGER")
 
 
+def _api_key_lifecycle(conn: Connection) -> None:
+    # nullable columns, typed as the table declares them; keys from before get an id and
+    # the time of this step as created_at (their last characters are not known)
+    table = Base.metadata.tables["api_keys"]
+    existing = {c["name"] for c in inspect(conn).get_columns("api_keys")}
+    for name in (
+        "key_id",
+        "created_at",
+        "created_by",
+        "last4",
+        "revoked_at",
+        "expires_at",
+        "replaced_by",
+    ):
+        if name not in existing:
+            ddl = table.c[name].type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE api_keys ADD COLUMN {name} {ddl}")
+    missing = conn.execute(select(table.c.key_hash).where(table.c.key_id.is_(None))).scalars()
+    now = utcnow()
+    for key_hash in list(missing):
+        conn.execute(
+            table.update()
+            .where(table.c.key_hash == key_hash)
+            .values(key_id=new_key_id(), created_at=now)
+        )
+    for index in table.indexes:
+        index.create(conn, checkfirst=True)
+
+
+def new_key_id() -> str:
+    """The public id of an API key (random: it says nothing about the key)."""
+    return "key_" + secrets.token_hex(8)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "location sourcing attributes, inventory adjustments", _sourcing_columns),
     (3, "routing fences against stale activity attempts", _routing_fences),
     (4, "order view projection: orders.view and orders.view_seq", _order_views),
+    (5, "API key lifecycle: ids, creation, revocation, rotation", _api_key_lifecycle),
 ]
 
 

@@ -84,11 +84,24 @@ class SalesChannel(Base):
 
 
 class ApiKey(Base):
+    """Only the SHA-256 of a key is kept; `key_id` names it in the API (migration 5)."""
+
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_key_id", "key_id", unique=True),)
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(32))
     identity: Mapped[str] = mapped_column(String(100))
+    # added by migration 5 (nullable there: rows from before get an id and a created_at)
+    key_id: Mapped[str] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # the key's last characters (None for keys from before, and for short ones)
+    last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # set when the key is rotated: it keeps working until then
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Inventory(Base):

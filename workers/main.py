@@ -16,7 +16,7 @@ from store import Store
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
 from workers.search_attributes import ensure_search_attributes
-from workers.settings import Settings
+from workers.settings import Settings, check_or_exit
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconcile import ReconcileReservationsWorkflow
@@ -92,6 +92,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
+    check_or_exit(settings, api=False, log=log)
     stop = asyncio.Event()
 
     async def run() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +13,40 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"OMS_{name}", default)
 
 
+# values seen in demos, compose files and docs: never secrets in production
+DEMO_VALUES = frozenset(
+    {
+        "dev-secret",
+        "change-me",
+        "changeme",
+        "change-me-admin",
+        "secret",
+        "password",
+        "admin",
+        "dev-admin",
+        "dev-ops",
+        "dev-web",
+        "dev-b2b",
+        "dev-alice",
+        "dev-berlin",
+        "dev-munich",
+        "dev-hamburg",
+        "dev-london",
+    }
+)
+MIN_SECRET_LENGTH = 32
+ENVIRONMENTS = ("development", "production")
+GENERATE = "generate one with `openssl rand -hex 32`"
+
+
+DEV_WEBHOOK_SECRET = "dev-secret"
+
+
 @dataclass(frozen=True)
 class Settings:
+    # `production`: the worker and the API refuse to start with a missing, demo or short
+    # secret (see refusals()); `development` (make dev, tests) allows the demo values
+    env: str = field(default_factory=lambda: _env("ENV", "development"))
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", ".oms")))
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
     temporal_address: str = field(
@@ -26,7 +60,7 @@ class Settings:
     # when set, the API makes sure an admin key with this value exists (first start of a
     # production stack, where no demo keys are seeded)
     bootstrap_admin_key: str = field(default_factory=lambda: _env("BOOTSTRAP_ADMIN_KEY", ""))
-    webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", "dev-secret"))
+    webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))
     # how often the schedule `oms-reconcile-reservations` gives back the stock of orders
     # whose workflow ended without releasing it (workers/schedules.py)
     reconcile_interval_seconds: int = field(
@@ -53,3 +87,55 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'oms.db').resolve()}"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def refusals(self, *, api: bool) -> list[str]:
+        """Why this process must not start: an unknown OMS_ENV and, in production, a
+        missing, demo or short OMS_WEBHOOK_SECRET (and for the API, a demo or short
+        OMS_BOOTSTRAP_ADMIN_KEY). Each names its setting. Whether the API has an admin
+        key at all needs the store: api/app.py checks it at start."""
+        if self.env not in ENVIRONMENTS:
+            return [f"OMS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env[:40]!r}"]
+        if not self.production:
+            return []
+        problems = []
+        secret = _weakness(self.webhook_secret)
+        if secret:
+            problems.append(f"OMS_WEBHOOK_SECRET {secret}")
+        if api and self.bootstrap_admin_key:
+            key = _weakness(self.bootstrap_admin_key)
+            if key:
+                problems.append(f"OMS_BOOTSTRAP_ADMIN_KEY {key}")
+        return problems
+
+
+def _weakness(value: str) -> str | None:
+    """What makes `value` unfit for a production secret, or None."""
+    if not value.strip():
+        return f"is blank; {GENERATE}"
+    if value == DEV_WEBHOOK_SECRET:
+        return f"is not set or is the development default {DEV_WEBHOOK_SECRET!r}; {GENERATE}"
+    if value.strip().lower() in DEMO_VALUES:
+        return f"is the well-known demo value {value.strip()!r}; {GENERATE}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is too short ({len(value)} characters, at least {MIN_SECRET_LENGTH}); {GENERATE}"
+    if len(set(value)) < 10:
+        return f"is not random (fewer than 10 different characters); {GENERATE}"
+    return None
+
+
+def check_or_exit(settings: Settings, *, api: bool, log: logging.Logger) -> None:
+    """Exit with status 2 and say why when `settings` must not start this process."""
+    problems = settings.refusals(api=api)
+    if problems:
+        for problem in problems:
+            log.error("refusing to start (OMS_ENV=%s): %s", settings.env[:40], problem)
+        sys.exit(2)
+    if not settings.production and settings.webhook_secret == DEV_WEBHOOK_SECRET:
+        log.warning(
+            "OMS_ENV=development: demo secrets allowed (OMS_WEBHOOK_SECRET is the development "
+            "default); set OMS_ENV=production on anything reachable from a network"
+        )

@@ -275,7 +275,7 @@ class ApprovalBook:
         approval.status = (
             ApprovalStatus.APPROVED if decision.decision == "approve" else ApprovalStatus.DECLINED
         )
-        approval.decided_by = decision.approver
+        approval.decided_by = decision.recorded_as()
         approval.comment = decision.comment
         approval.decided_at = at
         return approval
@@ -283,4 +283,4 @@ class ApprovalBook:
     @staticmethod
     def _repeat(approval: ApprovalView, decision: ApprovalDecisionInput) -> bool:
         wanted = "approved" if decision.decision == "approve" else "declined"
-        return approval.status.value == wanted and approval.decided_by == decision.approver
+        return approval.status.value == wanted and approval.decided_by == decision.recorded_as()

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 # --------------------------------------------------------------------------- statuses
 
@@ -493,6 +494,14 @@ class ApprovalDecisionInput(_Strict):
     decision: Literal["approve", "decline"]
     approver: str = Field(default="", max_length=100)
     comment: str | None = Field(default=None, max_length=1000)
+    # set by the API, never by the caller: who decided when it is not the approver
+    # themselves ("<admin key name> for <approver>"); the approval's decided_by and its
+    # event name them. None (every decision from before): the approver.
+    decided_by: SkipJsonSchema[str | None] = Field(default=None, max_length=100)
+
+    def recorded_as(self) -> str:
+        """The approval's decided_by once this decision counts."""
+        return self.decided_by or self.approver
 
 
 MAX_REASON_LENGTH = 2000
