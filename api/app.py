@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import commands, configuration, fulfillment, keys, orders
+from api import commands, configuration, fulfillment, keys, orders, query
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
@@ -52,6 +52,19 @@ async def open_paths_middleware(request: web.Request, handler: Handler) -> web.S
     if request.path in OPEN_PATHS and request.match_info.http_exception is None:
         return await request.match_info.handler(request)
     return await handler(request)
+
+
+@web.middleware
+async def input_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Query values and path parameters a database cannot compare (NUL and other control
+    characters, unpaired surrogates) are a 400 before any handler reads them."""
+    query.check_values(request)
+    return await handler(request)
+
+
+async def no_server_banner(request: web.Request, response: web.StreamResponse) -> None:
+    """No answer names the server software (aiohttp adds `Server: Python/... aiohttp/...`)."""
+    response.headers.popall("Server", None)
 
 
 @web.middleware
@@ -134,7 +147,13 @@ def init_app(
 ) -> web.Application:
     """Build the app. Store and client are opened here unless given (tests share theirs)."""
     app = web.Application(
-        middlewares=[error_middleware, metrics_middleware, open_paths_middleware, auth_middleware],
+        middlewares=[
+            error_middleware,
+            metrics_middleware,
+            input_middleware,
+            open_paths_middleware,
+            auth_middleware,
+        ],
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
@@ -187,6 +206,7 @@ def init_app(
             await resource.close()
 
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(no_server_banner)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/openapi.json", openapi)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from activities.availability import channel_atp, safety_buffer, serves
+from api import query
 from api.auth import require
 from api.context import STORE
 from api.errors import ApiError, parse, read_json
@@ -16,8 +17,11 @@ from workflows.model import Identifier, LocationConfig, SalesChannelConfig
 
 routes = web.RouteTableDef()
 
+MAX_AVAILABILITY_SKUS = 200  # one availability question names at most this many skus
+
 
 class StockLevel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     location_id: Identifier
     sku: Identifier
     on_hand: int = Field(ge=0, le=1_000_000_000)
@@ -31,7 +35,7 @@ class StockSnapshot(RootModel[list[StockLevel]]):
 async def put_inventory(request: web.Request) -> web.Response:
     require(request)  # admin only
     body = await read_json(request)
-    if isinstance(body, dict) and "items" in body:
+    if isinstance(body, dict) and set(body) == {"items"}:
         body = body["items"]
     snapshot = parse(StockSnapshot, body).root
     store = request.app[STORE]
@@ -41,6 +45,7 @@ async def put_inventory(request: web.Request) -> web.Response:
 
 
 class StockAdjustment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     adjustment_id: str | None = Field(default=None, min_length=1, max_length=200)
     location_id: Identifier
     sku: Identifier
@@ -77,7 +82,7 @@ async def post_adjustments(request: web.Request) -> web.Response:
     """Stock deltas (receipts, counts, damages); an adjustment_id makes a delta count once."""
     require(request)
     body = await read_json(request)
-    if isinstance(body, dict) and "items" in body:
+    if isinstance(body, dict) and set(body) == {"items"}:
         body = body["items"]
     items = parse(StockAdjustments, body).root
     await check_locations(request, {a.location_id for a in items})
@@ -97,9 +102,18 @@ async def post_adjustments(request: web.Request) -> web.Response:
 @routes.get("/v1/availability")
 async def availability(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops")
-    skus = [s for raw in request.query.getall("sku", []) for s in raw.split(",") if s]
+    skus = list(
+        dict.fromkeys(s for raw in request.query.getall("sku", []) for s in raw.split(",") if s)
+    )
     if not skus:
-        raise ApiError(400, "invalid_query", "at least one sku is required")
+        raise query.invalid("sku", "at least one sku is required", "missing")
+    if len(skus) > MAX_AVAILABILITY_SKUS:
+        raise query.invalid("sku", f"at most {MAX_AVAILABILITY_SKUS} skus", "too_long")
+    malformed = [s for s in skus if query.IDENTIFIER.fullmatch(s) is None]
+    if malformed:
+        raise query.invalid(
+            "sku", "each sku is 1 to 64 of the characters A-Z a-z 0-9 . _ : -", "identifier"
+        )
     channel_id = request.query.get("sales_channel")
     if principal.role == "webshop":
         channel_id = principal.identity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -81,15 +82,90 @@ def field_errors(err: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+# Bounds on a JSON body, checked while it is read and before any schema sees it (400
+# json_too_deep / number_too_long; the body size is the app's client_max_size, 413): no
+# request of this API nests deeper than a handful of levels (a sales channel's approval
+# rule is the deepest, at 7), and no number it takes has more than 20 characters. Only a
+# body with a run of 20 digits is parsed with a length check on every number.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_LENGTH = 40
+_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_NUMBER_LENGTH // 2}}}")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class JsonTooLarge(ValueError):
+    """A body beyond one of the bounds above (a 400 with `code`, not a parse error)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def _not_json(constant: str) -> Any:
     # Python's json reads these, JSON does not; a NaN or Infinity must never be stored
     raise ValueError(f"{constant} is not a JSON number")
 
 
+def _number_too_long(text: str) -> JsonTooLarge:
+    return JsonTooLarge(
+        "number_too_long",
+        f"a number in the request body has {len(text)} characters; "
+        f"at most {MAX_NUMBER_LENGTH} are accepted",
+    )
+
+
+def _int(text: str) -> int:
+    # checked before int() converts it: a conversion is quadratic in the digits
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise _number_too_long(text)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise _number_too_long(text)
+    return float(text)
+
+
+def _too_deep_text(text: str) -> bool:
+    """Whether arrays and objects in this JSON text nest more than MAX_JSON_DEPTH levels,
+    found in C before the parser recurses: strings out, then only the brackets kept (as
+    bytes; `{}` as `[]`), then the innermost pairs removed, one level per pass."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    unquoted = _STRING.sub("", text).encode("utf-8", "surrogatepass")
+    brackets = unquoted.translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+def _too_deep() -> JsonTooLarge:
+    return JsonTooLarge(
+        "json_too_deep",
+        f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep",
+    )
+
+
 def loads(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity. Numbers too large for a float still read as inf;
-    the schemas refuse those with a field error."""
-    return json.loads(text, parse_constant=_not_json)
+    """Strict JSON: no NaN/Infinity, numbers of at most MAX_NUMBER_LENGTH characters,
+    at most MAX_JSON_DEPTH levels of nesting (JsonTooLarge otherwise). Numbers too large
+    for a float still read as inf; the schemas refuse those with a field error."""
+    if _too_deep_text(text):
+        raise _too_deep()
+    try:
+        if _LONG_DIGITS.search(text) is None:  # the common case: no hook per number
+            data = json.loads(text, parse_constant=_not_json)
+        else:  # a long run of digits, in a number or in a string
+            data = json.loads(text, parse_constant=_not_json, parse_int=_int, parse_float=_float)
+    except RecursionError as err:  # far deeper than the bound: the parser gave up
+        raise _too_deep() from err
+    return data
 
 
 def _storable(text: str) -> bool:
@@ -132,10 +208,15 @@ async def read_json(request: web.Request) -> Any:
     """The body as JSON; a body over the app's client_max_size is a 413 (HTTPException)."""
     try:
         data = await request.json(loads=loads)
+    except JsonTooLarge as err:
+        raise ApiError(
+            400,
+            err.code,
+            err.message,
+            {"max_depth": MAX_JSON_DEPTH, "max_number_length": MAX_NUMBER_LENGTH},
+        ) from err
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from err
-    except RecursionError as err:
-        raise ApiError(400, "invalid_json", "request body is nested too deeply") from err
     problems = unstorable_text(data)
     if problems:
         raise ApiError(
@@ -203,7 +284,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         # a 413 says the limit ("Maximum request body size N exceeded, ...")
         message = (err.text or err.reason) if err.status == 413 else err.reason
-        return error_response(err.status, code, message)
+        details = None
+        response = error_response(err.status, code, message)
+        if err.status == 405:  # the methods the path has, in the header and the body
+            allowed = sorted(getattr(err, "allowed_methods", ()))
+            details = {"allowed_methods": allowed}
+            response = error_response(err.status, code, message, details)
+            response.headers["Allow"] = err.headers.get("Allow", ",".join(allowed))
+        return response
     except Exception as err:
         # store unreachable, Temporal unreachable, no worker: 503 with Retry-After
         outage = as_unavailable(err)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from api import query
 from api.auth import require
 from api.commands import execute_update
 from api.context import STORE, TEMPORAL
@@ -124,13 +125,9 @@ async def work_orders(request: web.Request) -> web.Response:
     location_id = request.match_info["location_id"]
     if principal.role == "location" and principal.identity != location_id:
         raise ApiError(403, "forbidden", f"this key belongs to location {principal.identity}")
-    q = request.query
-    try:
-        limit = min(max(int(q.get("limit", str(DEFAULT_LIMIT))), 1), MAX_LIMIT)
-        offset = max(int(q.get("offset", "0")), 0)
-    except ValueError as err:
-        raise ApiError(400, "invalid_query", "limit and offset are integers") from err
-    statuses = _statuses(q.get("status"))
+    limit = query.integer(request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    offset = query.integer(request, "offset", default=0, minimum=0, maximum=query.MAX_OFFSET)
+    statuses = _statuses(request.query.get("status"))
     since = None if statuses is not None else utcnow() - timedelta(days=CANCELLED_DAYS)
     records, total = await request.app[STORE].fulfillment.work_orders(
         location_id, statuses=statuses, cancelled_since=since, limit=limit, offset=offset

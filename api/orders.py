@@ -18,13 +18,14 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCStatusCode
 
+from api import query
 from api.auth import require
 from api.commands import execute_update
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest
-from api.order_views import order_view_response
+from api.order_views import SOURCES, order_view_response
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
@@ -41,6 +42,10 @@ from workflows.order import OrderWorkflow, order_workflow_id
 from workflows.order_state import OrderWorkflowInput
 
 routes = web.RouteTableDef()
+
+MAX_LIST_LIMIT = 500
+ORDER_STATUSES = tuple(s.value for s in OrderStatus)
+APPROVAL_STATUSES = ("pending",)  # the only list kept
 
 
 def request_hash(order: OrderInput) -> str:
@@ -174,19 +179,17 @@ async def create_order(request: web.Request) -> web.Response:
 @routes.get("/v1/orders")
 async def list_orders(request: web.Request) -> web.Response:
     principal = require(request, "ops", "webshop")
-    q = request.query
-    try:
-        limit = min(max(int(q.get("limit", "50")), 1), 500)
-        offset = max(int(q.get("offset", "0")), 0)
-    except ValueError as err:
-        raise ApiError(400, "invalid_query", "limit and offset are integers") from err
-    channel = q.get("sales_channel")
+    limit = query.integer(request, "limit", default=50, minimum=1, maximum=MAX_LIST_LIMIT)
+    offset = query.integer(request, "offset", default=0, minimum=0, maximum=query.MAX_OFFSET)
+    status = query.optional_choice(request, "status", ORDER_STATUSES)
+    channel = query.identifier(request, "sales_channel")
+    customer_id = query.identifier(request, "customer_id")
     if principal.role == "webshop":
         channel = principal.identity
     rows, total = await request.app[STORE].orders.search(
-        status=q.get("status"),
+        status=status,
         sales_channel=channel,
-        customer_id=q.get("customer_id"),
+        customer_id=customer_id,
         limit=limit,
         offset=offset,
     )
@@ -215,6 +218,7 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get("/v1/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
     principal = require(request, "webshop", "ops", "approver")
+    query.choice(request, "source", SOURCES, "store")  # before the look-up: 400, not 404
     row = await _order_row(request, principal)
     # from the store's projection (no worker needed); ?source=workflow: the live query
     return await order_view_response(request, principal, row)
@@ -352,9 +356,7 @@ async def _recorded_decision(
 @routes.get("/v1/approvals")
 async def list_approvals(request: web.Request) -> web.Response:
     principal = require(request, "approver", "ops")
-    status = request.query.get("status", "pending")
-    if status != "pending":
-        raise ApiError(400, "invalid_query", "only status=pending is supported")
+    query.choice(request, "status", APPROVAL_STATUSES, "pending")
     approver = principal.identity if principal.role == "approver" else None
     items = await request.app[STORE].orders.pending_approvals(approver)
     return web.json_response({"approvals": items})
