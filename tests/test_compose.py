@@ -245,3 +245,45 @@ def test_dockerfile_defaults_to_worker() -> None:
     assert re.search(r"^\s*USER\s+(?!root\b|0\b)\S+", "\n".join(lines), flags=re.MULTILINE), (
         "the Dockerfile must switch to a non-root USER"
     )
+
+
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?(?P<message>[^}]+)\}$")
+
+
+def test_compose_runs_the_oms_in_production_mode_with_required_secrets(
+    services: dict[str, Any],
+) -> None:
+    """No well-known secret: each is required (`${VAR:?message}`), and the OMS runs with
+    OMS_ENV=production, so it refuses a demo or short value at start."""
+    for name in OMS_SERVICES:
+        env = _environment(_service(services, name))
+        assert env.get("OMS_ENV") == "production", f"{name}: OMS_ENV must be production"
+        secret = REQUIRED.match(env.get("OMS_WEBHOOK_SECRET", ""))
+        assert secret and secret["name"] == "OMS_WEBHOOK_SECRET", (
+            f"{name}: OMS_WEBHOOK_SECRET must be required with ${{OMS_WEBHOOK_SECRET:?...}}, "
+            f"got {env.get('OMS_WEBHOOK_SECRET')!r}"
+        )
+        assert "openssl rand" in secret["message"], "the message says how to make one"
+    api = _environment(_service(services, "oms-api"))
+    key = REQUIRED.match(api.get("OMS_BOOTSTRAP_ADMIN_KEY", ""))
+    assert key and key["name"] == "OMS_BOOTSTRAP_ADMIN_KEY", (
+        "oms-api: OMS_BOOTSTRAP_ADMIN_KEY must be required with ${OMS_BOOTSTRAP_ADMIN_KEY:?...}"
+    )
+    # the worker has no use for the admin key
+    assert "OMS_BOOTSTRAP_ADMIN_KEY" not in _environment(_service(services, "oms-worker"))
+
+
+def test_compose_has_no_demo_secret_defaults() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for demo in ("change-me", "changeme", "dev-secret", "dev-admin"):
+        assert demo not in text, f"docker-compose.yml still holds the demo value {demo!r}"
+    defaults = re.findall(r"\$\{(OMS_(?:WEBHOOK_SECRET|BOOTSTRAP_ADMIN_KEY)):?-", text)
+    assert not defaults, f"secrets with a default value: {defaults}"
+
+
+def test_readme_says_how_to_generate_the_production_secrets() -> None:
+    text = README.read_text(encoding="utf-8")
+    production = text[text.index("## Production") :]
+    for needed in ("OMS_ENV=production", "OMS_WEBHOOK_SECRET", "OMS_BOOTSTRAP_ADMIN_KEY"):
+        assert needed in production, f"README's production section must name {needed}"
+    assert "openssl rand -hex 32" in production, "README: how to generate the secrets"

@@ -18,8 +18,8 @@ from pathlib import Path
 from temporalio.client import Client
 
 from store import Store
-from workers.seed import seed_demo
-from workers.settings import Settings
+from workers.seed import API_KEYS, seed_demo
+from workers.settings import DEV_WEBHOOK_SECRET, Settings
 from workflows import search
 
 SEARCH_ATTRIBUTE_TYPES = {
@@ -89,10 +89,25 @@ async def prepare_store(settings: Settings) -> None:
         await store.close()
 
 
+def demo_secret(settings: Settings) -> str:
+    if settings.webhook_secret == DEV_WEBHOOK_SECRET:
+        return f"{DEV_WEBHOOK_SECRET} (OMS_WEBHOOK_SECRET)"
+    return "from OMS_WEBHOOK_SECRET"
+
+
 def main() -> None:
     settings = Settings()
+    if settings.production:
+        raise SystemExit(
+            "make dev seeds demo API keys and uses demo secrets: it runs in development mode "
+            "only (unset OMS_ENV, or set it to development)"
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMS_DATABASE_URL": settings.resolved_database_url()}
+    env = {
+        **os.environ,
+        "OMS_DATABASE_URL": settings.resolved_database_url(),
+        "OMS_ENV": "development",
+    }
     procs: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:
@@ -129,6 +144,9 @@ def main() -> None:
             f"  OMS API          http://{settings.api_host}:{settings.api_port}"
             " (try GET /health)\n"
             f"  Store            {settings.resolved_database_url()}\n"
+            "Demo secrets (OMS_ENV=development; never expose this stack):\n"
+            f"  webhook secret   {demo_secret(settings)}\n"
+            f"  API keys         {', '.join(key for key, *_ in API_KEYS)} (README)\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
