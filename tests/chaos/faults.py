@@ -313,6 +313,21 @@ async def run_fault(
     result.outages = sum(a.outage for a in answers)
     result.pending = sum(a.status == 202 for a in answers)
     result.longest = max((a.seconds for a in answers), default=0.0)
+    kinds = Counter(f"{a.status}{' ' + a.code if a.code else ''}" for a in answers)
+    scenario.note(
+        f"{len(answers)} requests answered: "
+        + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items()))
+    )
+    pending = [c for c in api.commands if c.phase == name]
+    if pending:
+        slowest = max(pending, key=lambda c: c.seconds)
+        scenario.note(
+            f"{len(pending)} commands answered 202; outcome known after up to "
+            f"{slowest.seconds:.0f}s ({slowest})"
+        )
+    unknown = [c for c in pending if c.outcome.startswith("202")]
+    if unknown:
+        failures.append(_listed("commands whose outcome never became known", unknown))
     broken = [a for a in answers if a.broken]
     if broken:
         failures.append(

@@ -68,6 +68,7 @@ class Api:
         self.request_timeout = request_timeout
         self.phase = "setup"
         self.answers: list[Answer] = []
+        self.commands: list[Pending] = []
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Api:
@@ -122,18 +123,40 @@ class Api:
             self.answers.append(Answer(phase, what, None, seconds, error=error))
             return None, None, RETRY_CAP_SECONDS
 
-    async def look_up(self, poll: str, key: str, within: float) -> tuple[int | None, Any]:
-        """Follow a command answered 202 until its outcome is known (or `within` ends)."""
+    async def look_up(
+        self, poll: str, key: str, *, command: str, within: float
+    ) -> tuple[int | None, Any]:
+        """Follow a command answered 202 until its outcome is known (or `within` ends);
+        records how long that took."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+        started = loop.time()
+        deadline = started + within
         status: int | None = 202
         body: Any = None
+        phase = self.phase
         while loop.time() < deadline:
             status, body, wait = await self.call("GET", poll, what="GET /v1/commands/{id}", key=key)
             if status not in (202, 503, None):
-                return status, body
+                break
             await asyncio.sleep(wait if status != 202 else POLL_SECONDS)
+        outcome = body.get("status") if isinstance(body, dict) else None
+        self.commands.append(
+            Pending(phase, command, loop.time() - started, f"{status} {outcome or ''}".strip())
+        )
         return status, body
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A command answered 202: how long until its outcome was known, and what it was."""
+
+    phase: str
+    command: str  # "cancel CH-...-003", "pick CH-...-003-S1"
+    seconds: float
+    outcome: str  # "200 done", "200 failed", "202 pending" (never known)
+
+    def __str__(self) -> str:
+        return f"{self.command}: {self.outcome} after {self.seconds:.1f}s"
 
 
 @dataclass
@@ -223,7 +246,9 @@ class Shop:
                 idempotency_key=f"{order.order_id}.cancel",
             )
             if status == 202 and isinstance(body, dict):
-                status, body = await self.api.look_up(str(body["poll"]), "web", within=120)
+                status, body = await self.api.look_up(
+                    str(body["poll"]), "web", command=f"cancel {order.order_id}", within=180
+                )
                 order.cancel_outcome = f"202, then {status} {_brief(body)}"
                 return
             if status in (503, None) and self._retrying():
@@ -308,7 +333,9 @@ class Locations:
                 idempotency_key=f"{key}.{action}",
             )
             if status == 202 and isinstance(answer, dict):
-                await self.api.look_up(str(answer["poll"]), location, within=120)
+                await self.api.look_up(
+                    str(answer["poll"]), location, command=f"{action} {key}", within=180
+                )
             # anything else: the next poll shows what is left to do
         finally:
             self.busy.discard(key)
