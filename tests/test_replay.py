@@ -37,6 +37,8 @@ PATHS = {
     "cancel_partial",
     "cancel_through_temporal",
     "continue_as_new",
+    "stage_refused",
+    "stage_failing",
 }
 
 

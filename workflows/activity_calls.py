@@ -34,7 +34,7 @@ class CallOptions:
 
 # store writes are short; routing plans and reserves line by line and heartbeats, so a
 # hung attempt is noticed in seconds and its retry fences it out ("StaleAttempt")
-STORE_WRITE = CallOptions(start_to_close=timedelta(seconds=30))
+STORE_WRITE = CallOptions(start_to_close=timedelta(seconds=15))
 OPTIONS: dict[str, CallOptions] = {
     "route_order": CallOptions(
         start_to_close=timedelta(seconds=120),
@@ -47,6 +47,14 @@ OPTIONS: dict[str, CallOptions] = {
         retry=_retry(non_retryable=("StaleAttempt",)),
     ),
     "validate_order": STORE_WRITE,
+    "release_reservations": STORE_WRITE,
+    "cancel_order_lines": STORE_WRITE,
+    # a release's bookkeeping (fulfillment.py): one transaction each
+    "release_work_order": STORE_WRITE,
+    "record_pick": STORE_WRITE,
+    "record_ship": STORE_WRITE,
+    "record_delivery": STORE_WRITE,
+    "cancel_release": STORE_WRITE,
     "send_order_response": CallOptions(start_to_close=timedelta(seconds=60)),
     "create_documents": CallOptions(start_to_close=timedelta(seconds=120)),
     "submit_work_orders": CallOptions(start_to_close=timedelta(seconds=60)),

@@ -94,6 +94,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
         self.stage_problems: dict[str, str] = {}
         self.stage_rounds: dict[str, int] = {}
+        self.stage_held = False
         # one task per work order on its way to a partner; those inside their activity
         self.deliveries: dict[str, asyncio.Task[None]] = {}
         self.delivery_busy: set[str] = set()

@@ -95,6 +95,8 @@ class OrderBase:
     # stage -> its failure shown in the hold reasons; rounds of attempts per stage
     stage_problems: dict[str, str]
     stage_rounds: dict[str, int]
+    # a stage's business failure holds the order until `resume`
+    stage_held: bool
     resumes: int
     publish_lock: asyncio.Lock
     resume_request: ResumeInput | None
@@ -226,11 +228,20 @@ class OrderBase:
         resumes = self.resumes
         if business:
             previous = self.view.status
-            await self._set_status(OrderStatus.ON_HOLD, reason)
-            await workflow.wait_condition(lambda: self.resumes != resumes or self._ended())
+            self.stage_held = True
+            try:
+                await self._set_status(OrderStatus.ON_HOLD, reason)
+                await workflow.wait_condition(lambda: self.resumes != resumes or self._ended())
+            finally:
+                self.stage_held = False
             if self._ended():
                 return False
-            await self._set_status(previous, f"resumed: {stage} runs again")
+            if previous in HOLDABLE:
+                # releases may have moved on meanwhile: their lines say the status
+                self._event("stage_resumed", f"{stage} runs again")
+                await self._refresh_fulfillment_status()
+            else:
+                await self._set_status(previous, f"resumed: {stage} runs again")
             return True
         try:
             await workflow.wait_condition(
@@ -313,8 +324,12 @@ class OrderBase:
         if status == OrderStatus.CANCELLED and self.cancels_in_flight:
             # the cancel in flight closes the order once its return is recorded
             status = self.view.status
-        elif self.partners_apart and self.state.rejected_deliveries and status in HOLDABLE:
-            status = OrderStatus.ON_HOLD  # a partner refused a work order: resume after the fix
+        elif status in HOLDABLE and (
+            (self.partners_apart and self.state.rejected_deliveries)
+            or (self.stage_holds and self.stage_held)
+        ):
+            # a partner refused a work order, or a stage failed: resume after the fix
+            status = OrderStatus.ON_HOLD
         if status != self.view.status:
             await self._set_status(status)
         else:

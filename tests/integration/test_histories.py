@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
@@ -348,6 +351,51 @@ async def cancel_validating(stack: Stack) -> str:
 @scenario("cancel_routing")
 async def cancel_routing(stack: Stack) -> str:
     return await _cancel_in_stage(stack, "route_order", "ROUTING")
+
+
+@asynccontextmanager
+async def web_shop(answers: list[int]) -> AsyncIterator[str]:
+    """A web shop's callback answering `answers` in turn (the last one from then on)."""
+
+    async def callback(request: web.Request) -> web.Response:
+        await request.read()
+        status = answers.pop(0) if len(answers) > 1 else answers[0]
+        return web.json_response({}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/callback", callback)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/callback"))
+    finally:
+        await server.close()
+
+
+async def _stage_fails_then_resumed(stack: Stack, answers: list[int], shown: str) -> str:
+    async with web_shop(answers) as url:
+        channel = await stack.make_channel("hist", callback_url=url, stage_attempts_before_alert=2)
+        order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
+        await stack.wait_for(order_id, lambda v: any(shown in r for r in v["hold_reasons"]), shown)
+        status, body = await stack.call(
+            "POST", f"/v1/orders/{order_id}/resume", key="ops", json={"comment": "fixed"}
+        )
+        assert status == 200, body
+        await deliver_all(stack, order_id, "WH-BERLIN")
+        await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("stage_refused")
+async def stage_refused(stack: Stack) -> str:
+    """The web shop refuses the order response (ON_HOLD), is fixed, the order resumed."""
+    return await _stage_fails_then_resumed(stack, [404, 200], "response: ")
+
+
+@scenario("stage_failing")
+async def stage_failing(stack: Stack) -> str:
+    """The web shop fails (503) long enough to be shown, then recovers on resume."""
+    return await _stage_fails_then_resumed(stack, [503, 503, 200], "response failing")
 
 
 # ---------------------------------------------------------------------------- record

@@ -200,3 +200,28 @@ async def test_invalid_stored_location_configuration_holds_routing_until_fixed(
     assert status == 200, body
     view = await stack.wait_status(order_id, "IN_FULFILLMENT")
     assert view["hold_reasons"] == []
+
+
+async def test_a_failing_stage_goes_on_by_itself_once_the_partner_recovers(
+    stack: Stack, shop: Shop
+) -> None:
+    """No operator: the shop fails the first round (2 attempts), then works; the next
+    round (30 s later) succeeds and the order carries on with the problem cleared."""
+    shop.status = 502
+    order_id = await shop_order(stack, shop)
+    await stack.wait_for(
+        order_id,
+        lambda v: any(r.startswith("response failing") for r in v["hold_reasons"]),
+        "the failing response stage shown",
+    )
+    shop.status = 200
+
+    async def carried_on() -> dict[str, Any] | None:
+        view = await stack.order(order_id)
+        return view if view["status"] == "IN_FULFILLMENT" else None
+
+    view = await eventually(carried_on, "the order on after the shop recovered", seconds=90)
+    assert view["hold_reasons"] == []
+    assert "stage_recovered" in [e["type"] for e in view["events"]]
+    assert "resumed" not in [e["type"] for e in view["events"]]
+    assert len(shop.responses(order_id)) == 1
