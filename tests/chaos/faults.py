@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import random
 import shutil
 import signal
@@ -435,7 +436,19 @@ async def run_faults(
             finally:
                 stop.set()
                 await locations
+                _write_answers(api, workdir / "answers.csv")
     return results
+
+
+def _write_answers(api: Api, path: Path) -> None:
+    """Every request of the run, for a closer look at a failure."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["phase", "request", "status", "code", "retry_after", "seconds", "error"])
+        for a in api.answers:
+            writer.writerow(
+                [a.phase, a.what, a.status, a.code, a.retry_after, f"{a.seconds:.3f}", a.error]
+            )
 
 
 HEADER = (
@@ -513,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if passed and not keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
-        print(f"chaos: logs of the dev server, worker and API in {workdir}")
+        print(f"chaos: logs of the dev server, worker and API, and every answer, in {workdir}")
     print(f"chaos: {'PASS' if passed else 'FAIL'}")
     return 0 if passed else 1
 
