@@ -18,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -502,6 +504,15 @@ class ApprovalDecisionInput(_Strict):
     def recorded_as(self) -> str:
         """The approval's decided_by once this decision counts."""
         return self.decided_by or self.approver
+
+    @model_serializer(mode="wrap")
+    def _without_unset_decided_by(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a decision by the approver serializes as before this field existed, so workers
+        # of the previous release still accept it during a rolling upgrade
+        data = handler(self)
+        if isinstance(data, dict) and data.get("decided_by") is None:
+            data.pop("decided_by", None)
+        return data
 
 
 MAX_REASON_LENGTH = 2000
