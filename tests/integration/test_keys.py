@@ -86,6 +86,12 @@ async def test_created_key_is_random_shown_once_and_listed_without_secrets(stack
     assert status == 200
     raw = json.dumps(body)
     assert key not in raw and hashlib.sha256(key.encode()).hexdigest() not in raw
+    # at rest: the SHA-256 of the key, never the key
+    async with stack.store.db.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM api_keys"))).mappings().all()
+    stored = [dict(r) for r in rows if r["key_id"] == made["id"]]
+    assert len(stored) == 1 and stored[0]["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    assert not any(key in str(value) for r in rows for value in r.values())
     entry = await listed(stack, made["id"])
     assert set(entry) == {
         "id",
