@@ -327,12 +327,11 @@ DECIDED_BY_LENGTH = 100  # approvals.decided_by in the store
 
 
 def acting_for(caller: str, approver: str) -> str:
-    """`<caller> for <approver>`, the caller's name cut to fit the store's column."""
+    """`<caller> for <approver>`, cut to fit the store's column: the caller's name first,
+    then (for the longest approver names) the approver's, so both stay named."""
     tail = f" for {approver}"
-    room = DECIDED_BY_LENGTH - len(tail)
-    if room < 1:
-        return tail.strip()[:DECIDED_BY_LENGTH]
-    return caller[:room] + tail
+    keep = max(DECIDED_BY_LENGTH - len(tail), 20)
+    return (caller[:keep] + tail)[:DECIDED_BY_LENGTH]
 
 
 async def _recorded_decision(
