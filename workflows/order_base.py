@@ -215,7 +215,8 @@ class OrderBase:
             if not isinstance(outcome, ActivityError):
                 return outcome
             await self._show_stage_problem(stage, outcome, business=False)
-            await workflow.sleep(self._round_wait(stage))
+            # the lock's holder finishes what it started, even for an order that ended
+            await self._next_round(stage, wake_at_end=False)
 
     async def _stage_failed(self, stage: str, err: ActivityError) -> bool:
         """Called outside the order's lock after a failed round: True to run the stage
@@ -225,8 +226,8 @@ class OrderBase:
         once on `resume`)."""
         business = err.retry_state == RetryState.NON_RETRYABLE_FAILURE
         reason = await self._show_stage_problem(stage, err, business=business)
-        resumes = self.resumes
         if business:
+            resumes = self.resumes
             previous = self.view.status
             self.stage_held = True
             try:
@@ -235,6 +236,7 @@ class OrderBase:
             finally:
                 self.stage_held = False
             if self._ended():
+                await self._drop_stage_problem(stage)
                 return False
             if previous in HOLDABLE:
                 # releases may have moved on meanwhile: their lines say the status
@@ -243,13 +245,33 @@ class OrderBase:
             else:
                 await self._set_status(previous, f"resumed: {stage} runs again")
             return True
+        await self._next_round(stage, wake_at_end=True)
+        if self._ended():
+            await self._drop_stage_problem(stage)
+            return False
+        return True
+
+    async def _next_round(self, stage: str, *, wake_at_end: bool) -> None:
+        """Wait before the stage's next round: the round's backoff, a `resume` (run it
+        now) or, with `wake_at_end`, the order's end, whichever comes first."""
+        resumes = self.resumes
         try:
             await workflow.wait_condition(
-                lambda: self.resumes != resumes or self._ended(), timeout=self._round_wait(stage)
+                lambda: self.resumes != resumes or (wake_at_end and self._ended()),
+                timeout=self._round_wait(stage),
             )
         except TimeoutError:
             pass
-        return not self._ended()
+
+    async def _drop_stage_problem(self, stage: str) -> None:
+        """The order ended (cancelled) while the stage was failing: nothing is wrong any
+        more, so its reason leaves the view and the search attribute."""
+        reason = self.stage_problems.pop(stage, None)
+        self.stage_rounds.pop(stage, None)
+        if reason is not None:
+            self.view.hold_reasons = [r for r in self.view.hold_reasons if r != reason]
+            self._upsert_search_attributes()
+            await self._publish()
 
     def _round_wait(self, stage: str) -> timedelta:
         rounds = self.stage_rounds.get(stage, 1)

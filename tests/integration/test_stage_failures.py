@@ -225,3 +225,27 @@ async def test_a_failing_stage_goes_on_by_itself_once_the_partner_recovers(
     assert "stage_recovered" in [e["type"] for e in view["events"]]
     assert "resumed" not in [e["type"] for e in view["events"]]
     assert len(shop.responses(order_id)) == 1
+
+
+async def test_a_cancel_clears_the_failing_stage_from_the_order(stack: Stack, shop: Shop) -> None:
+    shop.status = 500
+    order_id = await shop_order(stack, shop)
+    await stack.wait_for(
+        order_id,
+        lambda v: any(r.startswith("response failing") for r in v["hold_reasons"]),
+        "the failing response stage shown",
+    )
+    status, body = await stack.call(
+        "POST", f"/v1/orders/{order_id}/cancel", key="ops", json={"reason": "no answer"}
+    )
+    assert status == 200, body
+    view = await stack.wait_for(
+        order_id,
+        lambda v: v["status"] == "CANCELLED" and not v["hold_reasons"],
+        "CANCELLED with nothing left to fix",
+    )
+    assert view["returns"][0]["type"] == "CANCEL"
+    await eventually(
+        lambda: _true_or_none(attribute_is(stack, order_id, None)),
+        "OmsHoldReason unset once the order is cancelled",
+    )
