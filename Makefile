@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint worker api bench clean
+.PHONY: dev test lint worker api bench clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +54,26 @@ chaos: $(STAMP)
 	$(PY) -m tests.chaos.faults --fault $(CHAOS_FAULTS) --orders $(CHAOS_FAULT_ORDERS) \
 	  || failed="$$failed fault-scenarios"; \
 	if [ -n "$$failed" ]; then echo "chaos: failing:$$failed"; exit 1; fi
+
+# Schemathesis against a running `make dev` (the API at OMS_API_PORT): every operation of
+# /openapi.json with an admin key and a web shop key, the boundary values of every schema
+# (coverage phase) and FUZZ_EXAMPLES random cases per operation, valid and invalid; fails
+# on any server error or answer that breaks the document. The admin run rewrites
+# configuration and keys with generated data: point it at a dev stack (`make clean` resets).
+# `make test` runs a short, seeded version (tests/integration/test_fuzz.py).
+OMS_API_PORT ?= 8080
+FUZZ_URL ?= http://127.0.0.1:$(OMS_API_PORT)
+FUZZ_KEYS ?= dev-admin dev-web
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 1
+FUZZ_CHECKS ?= not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+fuzz: $(STAMP)
+	@for key in $(FUZZ_KEYS); do \
+	  echo "== schemathesis on $(FUZZ_URL) with key $$key"; \
+	  $(VENV)/bin/st run $(FUZZ_URL)/openapi.json --checks $(FUZZ_CHECKS) \
+	    --phases examples,coverage,fuzzing --max-examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED) \
+	    --workers 1 -H "Authorization: Bearer $$key" || exit 1; \
+	done
 
 clean:
 	rm -rf .oms
