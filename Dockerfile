@@ -20,6 +20,7 @@ COPY activities ./activities
 COPY store ./store
 COPY workers ./workers
 COPY api ./api
+COPY oms ./oms
 RUN pip install .
 
 # --- runtime stage: the virtualenv only, no sources, no build tools ---

@@ -11,29 +11,43 @@ from activities.approval import ApprovalActivities
 from activities.documents import DocumentActivities
 from activities.fulfillment import FulfillmentActivities
 from activities.inventory import InventoryActivities
+from activities.partners import Sender
 from activities.projection import ProjectionActivities
 from activities.reconcile import ReconcileActivities
 from activities.response import ResponseActivities
 from activities.routing import RoutingActivities
 from activities.submission import SubmissionActivities
 from activities.validation import ValidationActivities
+from oms.targets import AllowList
 from store import Store
 
 
 def all_activities(
-    store: Store, *, webhook_secret: str, client: Client | None = None
+    store: Store,
+    *,
+    webhook_secret: str,
+    client: Client | None = None,
+    outgoing_allow: AllowList | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity of the worker. `client` is the Temporal client the reconciliation
-    asks about workflows; without it, it uses the client of the worker running it."""
+    asks about workflows; without it, it uses the client of the worker running it.
+    `webhook_secret` signs messages to receivers without a secret of their own;
+    `outgoing_allow` is where messages may go although it is not public (default: what
+    OMS_OUTGOING_ALLOW and OMS_ENV say, see workers/settings.py)."""
+    if outgoing_allow is None:
+        from workers.settings import Settings
+
+        outgoing_allow = Settings().outgoing_allow_list()
+    sender = Sender(store, webhook_secret, outgoing_allow)
     validation = ValidationActivities(store)
     routing = RoutingActivities(store)
-    response = ResponseActivities(store)
+    response = ResponseActivities(store, sender)
     documents = DocumentActivities(store)
-    submission = SubmissionActivities(store, webhook_secret)
+    submission = SubmissionActivities(store, sender)
     fulfillment = FulfillmentActivities(store)
     inventory = InventoryActivities(store)
     projection = ProjectionActivities(store)
-    approval = ApprovalActivities(webhook_secret)
+    approval = ApprovalActivities(store, sender)
     reconcile = ReconcileActivities(store, client)
     return [
         validation.validate_order,

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import partners
+from activities.partners import Sender
 from store import Store
+from store.receivers import callback_receiver
 from workflows.model import OrderResponseInput, OrderResponseResult
 
 
@@ -35,8 +36,9 @@ def planned_ship_date(now: datetime, time_zone: str, cutoff: str, lead_time_days
 
 
 class ResponseActivities:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, sender: Sender) -> None:
         self.store = store
+        self.sender = sender
 
     @activity.defn(name="send_order_response")
     async def send_order_response(self, input: OrderResponseInput) -> OrderResponseResult:
@@ -71,15 +73,14 @@ class ResponseActivities:
                     for k, v in sorted(dates.items())
                 ],
             }
-            # a refusal (4xx) holds the order; a 5xx or no answer retries with backoff
-            await partners.post(
+            # signed with the callback's secret; a refusal (4xx) or a forbidden target
+            # holds the order, a 5xx or no answer retries with backoff
+            await self.sender.send(
                 f"sales channel {input.sales_channel} callback",
+                callback_receiver(input.sales_channel),
                 str(callback),
                 json.dumps(message).encode(),
-                {
-                    "Content-Type": "application/json",
-                    "Idempotency-Key": f"{input.order_id}-response",
-                },
+                f"{input.order_id}-response",
             )
             sent = True
         return OrderResponseResult(planned_ship_dates=dates, callback_sent=sent)

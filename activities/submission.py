@@ -1,21 +1,21 @@
 """Submission stage: a work order per location, sent to the location's webhook when it has
-one (JSON, HMAC-SHA256 signature, idempotency key), else waiting in the location's
-work-order list; and the signed cancellation of a work order a location was sent.
+one (JSON signed with the location's secret, idempotency key), else waiting in the
+location's work-order list; and the signed cancellation of a work order a location was
+sent.
 
 A partner's answer decides what happens next (activities/partners.py): a refusal (4xx)
 holds the order until an operator resumes it; a technical failure is retried."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
 from temporalio import activity
 
-from activities import partners
+from activities.partners import Sender
 from store import Store
+from store.receivers import location_receiver
 from workflows.model import (
     ReleasePlan,
     SendWorkOrderInput,
@@ -25,12 +25,6 @@ from workflows.model import (
     WorkOrderCancelledInput,
     WorkOrderView,
 )
-
-SIGNATURE_HEADER = "X-OMS-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
@@ -45,9 +39,9 @@ def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
 
 
 class SubmissionActivities:
-    def __init__(self, store: Store, webhook_secret: str) -> None:
+    def __init__(self, store: Store, sender: Sender) -> None:
         self.store = store
-        self.webhook_secret = webhook_secret
+        self.sender = sender
 
     async def _webhook(self, location_id: str) -> str | None:
         found = await self.store.config.locations([location_id])
@@ -58,12 +52,9 @@ class SubmissionActivities:
         self, location_id: str, url: str, message: dict[str, Any], idempotency_key: str
     ) -> None:
         body = json.dumps(message, sort_keys=True).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": idempotency_key,
-            SIGNATURE_HEADER: sign(self.webhook_secret, body),
-        }
-        await partners.post(location_id, url, body, headers)
+        await self.sender.send(
+            location_id, location_receiver(location_id), url, body, idempotency_key
+        )
 
     @activity.defn(name="submit_work_orders")
     async def submit_work_orders(self, input: SubmitWorkOrdersInput) -> SubmitWorkOrdersResult:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from activities.availability import channel_atp, safety_buffer, serves
-from api import query
+from api import query, receivers
 from api.auth import require
 from api.context import STORE
 from api.errors import ApiError, parse, read_json
 from api.schemas import LocationConfigIn, SalesChannelConfigIn
+from store.receivers import approval_receiver, callback_receiver, location_receiver
 from workflows.model import Identifier, LocationConfig, SalesChannelConfig
 
 routes = web.RouteTableDef()
@@ -163,8 +164,40 @@ async def availability(request: web.Request) -> web.Response:
 
 @routes.get("/v1/locations")
 async def get_locations(request: web.Request) -> web.Response:
-    require(request, "ops", "webshop", "location")
-    return web.json_response({"locations": await request.app[STORE].config.locations()})
+    """Locations as the caller may see them: ops and admin every one (with whether its
+    webhook has a secret, never the secret), a location key itself only, a web shop
+    those that serve its channel with their id, name, type and delivery types."""
+    principal = require(request, "ops", "webshop", "location")
+    store = request.app[STORE]
+    if principal.role == "location":
+        locations = await store.config.locations([principal.identity])
+    else:
+        locations = await store.config.locations()
+    if principal.role == "webshop":
+        raw = await store.config.channel(principal.identity)
+        channel = (
+            SalesChannelConfig.model_validate(raw)
+            if raw is not None
+            else SalesChannelConfig(channel_id=principal.identity)
+        )
+        locations = [
+            loc for loc in locations if serves(LocationConfig.model_validate(loc), channel)
+        ]
+        secrets: dict[str, dict[str, Any]] = {}
+    else:
+        secrets = await store.config.secrets.status(
+            [location_receiver(loc["location_id"]) for loc in locations]
+        )
+    return web.json_response(
+        {
+            "locations": [
+                receivers.location_view(
+                    loc, principal, secrets.get(location_receiver(loc["location_id"]))
+                )
+                for loc in locations
+            ]
+        }
+    )
 
 
 # writes are validated with the strict API schemas (api/schemas.py); what is stored is
@@ -179,20 +212,63 @@ class ChannelList(RootModel[Annotated[list[SalesChannelConfigIn], Field(max_leng
 
 @routes.put("/v1/locations")
 async def put_locations(request: web.Request) -> web.Response:
+    """Create or change locations. A webhook URL set for the first time gets its own
+    secret, answered here once (`webhook_secrets`); the host must be public unless
+    OMS_OUTGOING_ALLOW permits it (422 forbidden_target)."""
     require(request)
     locations = parse(LocationList, await read_json(request)).root
-    await request.app[STORE].config.upsert_locations([loc.model_dump() for loc in locations])
-    return web.json_response({"updated": len(locations)})
+    receivers.check_targets(
+        request, [(f"{i}.webhook_url", loc.webhook_url) for i, loc in enumerate(locations)]
+    )
+    made = await request.app[STORE].config.upsert_locations([loc.model_dump() for loc in locations])
+    return web.json_response(
+        {
+            "updated": len(locations),
+            "webhook_secrets": [
+                {"location_id": location_id, "secret": secret}
+                for location_id, secret in made.items()
+            ],
+        }
+    )
 
 
 @routes.get("/v1/sales-channels")
 async def get_channels(request: web.Request) -> web.Response:
+    """Every sales channel's configuration, with whether its callback and each approval
+    reason's webhook have a secret (never the secret)."""
     require(request, "ops")
-    return web.json_response({"sales_channels": await request.app[STORE].config.channels()})
+    store = request.app[STORE]
+    channels = await store.config.channels()
+    wanted = [callback_receiver(c["channel_id"]) for c in channels] + [
+        approval_receiver(c["channel_id"], r["reason"])
+        for c in channels
+        for r in c.get("approval_reasons") or []
+    ]
+    secrets = await store.config.secrets.status(wanted)
+    shown = [
+        {
+            **channel,
+            "callback_secret": secrets[callback_receiver(channel["channel_id"])],
+            "approval_reasons": [
+                {
+                    **reason,
+                    "webhook_secret": secrets[
+                        approval_receiver(channel["channel_id"], reason["reason"])
+                    ],
+                }
+                for reason in channel.get("approval_reasons") or []
+            ],
+        }
+        for channel in channels
+    ]
+    return web.json_response({"sales_channels": shown})
 
 
 @routes.put("/v1/sales-channels")
 async def put_channels(request: web.Request) -> web.Response:
+    """Create or change sales channels. A callback or approval webhook URL set for the
+    first time gets its own secret, answered here once (`secrets`); hosts must be
+    public unless OMS_OUTGOING_ALLOW permits them (422 forbidden_target)."""
     require(request)
     channels = parse(ChannelList, await read_json(request)).root
     known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
@@ -210,5 +286,107 @@ async def put_channels(request: web.Request) -> web.Response:
         raise ApiError(
             422, "validation_error", "the sales channels refer to unknown things", problems
         )
-    await request.app[STORE].config.upsert_channels([c.model_dump(mode="json") for c in channels])
-    return web.json_response({"updated": len(channels)})
+    receivers.check_targets(
+        request,
+        [(f"{i}.callback_url", c.callback_url) for i, c in enumerate(channels)]
+        + [
+            (f"{i}.approval_reasons.{j}.webhook_url", r.webhook_url)
+            for i, c in enumerate(channels)
+            for j, r in enumerate(c.approval_reasons)
+        ],
+    )
+    made = await request.app[STORE].config.upsert_channels(
+        [c.model_dump(mode="json") for c in channels]
+    )
+    return web.json_response(
+        {
+            "updated": len(channels),
+            "secrets": [
+                {"channel_id": channel_id, "receiver": "callback", "secret": secret}
+                if reason is None
+                else {
+                    "channel_id": channel_id,
+                    "receiver": "approval",
+                    "reason": reason,
+                    "secret": secret,
+                }
+                for channel_id, reason, secret in made
+            ],
+        }
+    )
+
+
+def _rotated(secret: str, status: dict[str, Any], **names: str) -> web.Response:
+    return web.json_response(
+        {
+            **names,
+            "secret": secret,
+            "created_at": status["created_at"],
+            "previous_valid_until": status["previous_valid_until"],
+        }
+    )
+
+
+@routes.post("/v1/locations/{location_id}/webhook-secret/rotate")
+async def rotate_location_secret(request: web.Request) -> web.Response:
+    """A new secret for the location's webhook, answered once; messages are signed with
+    the old one too for `overlap_seconds` (default a day)."""
+    require(request)
+    location_id = request.match_info["location_id"]
+    overlap = await receivers.rotation(request)
+    store = request.app[STORE]
+    found = await store.config.locations([location_id]) if len(location_id) <= 64 else []
+    if not found:
+        raise ApiError(404, "location_not_found", f"no location {location_id[:64]}")
+    if not found[0].get("webhook_url"):
+        raise ApiError(409, "no_webhook_url", f"location {location_id} has no webhook URL")
+    secret, status = await store.config.secrets.rotate(location_receiver(location_id), overlap)
+    return _rotated(secret, status, location_id=location_id)
+
+
+async def _channel(request: web.Request) -> dict[str, Any]:
+    channel_id = request.match_info["channel_id"]
+    found = await request.app[STORE].config.channel(channel_id) if len(channel_id) <= 64 else None
+    if found is None:
+        raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id[:64]}")
+    return found
+
+
+@routes.post("/v1/sales-channels/{channel_id}/callback-secret/rotate")
+async def rotate_callback_secret(request: web.Request) -> web.Response:
+    """A new secret for the channel's callback, answered once; messages are signed with
+    the old one too for `overlap_seconds` (default a day)."""
+    require(request)
+    overlap = await receivers.rotation(request)
+    channel = await _channel(request)
+    channel_id = channel["channel_id"]
+    if not channel.get("callback_url"):
+        raise ApiError(409, "no_callback_url", f"sales channel {channel_id} has no callback URL")
+    secret, status = await request.app[STORE].config.secrets.rotate(
+        callback_receiver(channel_id), overlap
+    )
+    return _rotated(secret, status, channel_id=channel_id)
+
+
+@routes.post("/v1/sales-channels/{channel_id}/approval-reasons/{reason}/webhook-secret/rotate")
+async def rotate_approval_secret(request: web.Request) -> web.Response:
+    """A new secret for an approval reason's webhook, answered once; messages are signed
+    with the old one too for `overlap_seconds` (default a day)."""
+    require(request)
+    overlap = await receivers.rotation(request)
+    channel = await _channel(request)
+    channel_id = channel["channel_id"]
+    name = request.match_info["reason"]
+    reason = next((r for r in channel.get("approval_reasons") or [] if r["reason"] == name), None)
+    if reason is None:
+        raise ApiError(
+            404,
+            "approval_reason_not_found",
+            f"sales channel {channel_id} has no approval reason {name[:64]}",
+        )
+    if not reason.get("webhook_url"):
+        raise ApiError(409, "no_webhook_url", f"approval reason {name} has no webhook URL")
+    secret, status = await request.app[STORE].config.secrets.rotate(
+        approval_receiver(channel_id, name), overlap
+    )
+    return _rotated(secret, status, channel_id=channel_id, reason=name)

@@ -29,6 +29,7 @@ from api.keys import ApiKeyInput, NewApiKey, Rotation
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
 from api.order_views import SOURCES
 from api.orders import APPROVAL_STATUSES, MAX_LIST_LIMIT, ORDER_STATUSES
+from api.receivers import ChannelsUpdated, LocationsUpdated, RotatedSecret, SecretRotation
 from store.fulfillment import WORK_ORDER_STATUSES
 from workflows.model import (
     ApprovalDecisionInput,
@@ -328,12 +329,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/v1/locations"): Operation(answers={200: Locations}),
     ("PUT", "/v1/locations"): Operation(
-        body=LocationList, answers={200: Updated}, errors=BODY_ERRORS
+        body=LocationList, answers={200: LocationsUpdated}, errors=BODY_ERRORS
     ),
     ("GET", "/v1/sales-channels"): Operation(answers={200: SalesChannels}),
     ("PUT", "/v1/sales-channels"): Operation(
-        body=ChannelList, answers={200: Updated}, errors=BODY_ERRORS
+        body=ChannelList, answers={200: ChannelsUpdated}, errors=BODY_ERRORS
     ),
+    # a receiver's secret (api/receivers.py): the body is optional (default overlap)
+    **{
+        ("POST", path): Operation(
+            body=SecretRotation,
+            body_required=False,
+            answers={200: RotatedSecret},
+            errors=COMMAND_ERRORS,
+        )
+        for path in (
+            "/v1/locations/{location_id}/webhook-secret/rotate",
+            "/v1/sales-channels/{channel_id}/callback-secret/rotate",
+            "/v1/sales-channels/{channel_id}/approval-reasons/{reason}/webhook-secret/rotate",
+        )
+    },
     ("PUT", "/v1/api-keys"): Operation(
         body=ApiKeyInput, answers={200: ApiKeyEntry}, errors=COMMAND_ERRORS
     ),

@@ -12,6 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.database import Database, new_key_id, utcnow
+from store.receivers import (
+    ReceiverSecrets,
+    approval_receiver,
+    callback_receiver,
+    location_receiver,
+)
 from store.tables import ApiKey, Location, SalesChannel
 
 LOCATION_FIELDS = (
@@ -49,15 +55,25 @@ class Principal:
 class ConfigRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.secrets = ReceiverSecrets(db)
 
     # locations are passed as plain dicts so the store stays free of workflow types
-    async def upsert_locations(self, locations: list[dict[str, Any]]) -> None:
+    async def upsert_locations(self, locations: list[dict[str, Any]]) -> dict[str, str]:
+        """Returns the webhook secrets made for locations whose webhook URL was set for
+        the first time (location id -> secret), in the same transaction."""
         async with self.db.transaction() as session:
             for loc in locations:
                 values = {k: loc[k] for k in LOCATION_FIELDS if k in loc}
                 stmt = self.db.insert(Location).values(location_id=loc["location_id"], **values)
                 stmt = stmt.on_conflict_do_update(index_elements=["location_id"], set_=values)
                 await session.execute(stmt)
+            hooked = {
+                location_receiver(loc["location_id"]): loc["location_id"]
+                for loc in locations
+                if loc.get("webhook_url")
+            }
+            made = await self.secrets.ensure(session, list(hooked))
+            return {hooked[receiver]: secret for receiver, secret in made.items()}
 
     async def locations(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
         # plain rows, not ORM entities: routing and availability read every location
@@ -68,7 +84,11 @@ class ConfigRepository:
                 query = query.where(table.c.location_id.in_(ids))
             return [dict(row) for row in (await session.execute(query)).mappings()]
 
-    async def upsert_channels(self, channels: list[dict[str, Any]]) -> None:
+    async def upsert_channels(
+        self, channels: list[dict[str, Any]]
+    ) -> list[tuple[str, str | None, str]]:
+        """Returns the secrets made for receivers whose URL was set for the first time:
+        (channel id, None for its callback or the approval reason, secret)."""
         async with self.db.transaction() as session:
             for channel in channels:
                 stmt = self.db.insert(SalesChannel).values(
@@ -78,6 +98,17 @@ class ConfigRepository:
                     index_elements=["channel_id"], set_={"config": channel}
                 )
                 await session.execute(stmt)
+            receivers: dict[str, tuple[str, str | None]] = {}
+            for channel in channels:
+                channel_id = channel["channel_id"]
+                if channel.get("callback_url"):
+                    receivers[callback_receiver(channel_id)] = (channel_id, None)
+                for reason in channel.get("approval_reasons") or []:
+                    if reason.get("webhook_url"):
+                        receiver = approval_receiver(channel_id, reason["reason"])
+                        receivers[receiver] = (channel_id, reason["reason"])
+            made = await self.secrets.ensure(session, list(receivers))
+            return [(*receivers[receiver], secret) for receiver, secret in made.items()]
 
     async def channel(self, channel_id: str) -> dict[str, Any] | None:
         async with self.db.sessions() as session:

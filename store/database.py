@@ -102,6 +102,10 @@ def _api_key_lifecycle(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _receiver_secrets(conn: Connection) -> None:
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["receiver_secrets"]])
+
+
 def new_key_id() -> str:
     """The public id of an API key (random: it says nothing about the key)."""
     return "key_" + secrets.token_hex(8)
@@ -113,6 +117,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "routing fences against stale activity attempts", _routing_fences),
     (4, "order view projection: orders.view and orders.view_seq", _order_views),
     (5, "API key lifecycle: ids, creation, revocation, rotation", _api_key_lifecycle),
+    (6, "a secret per receiver of outgoing messages", _receiver_secrets),
 ]
 
 

@@ -267,3 +267,20 @@ class OrderEvent(Base):
     at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReceiverSecret(Base):
+    """The secret a receiver of outgoing messages (a location's webhook, a channel's
+    callback, an approval reason's webhook) checks their signatures with (migration 6).
+    Kept as it is (an HMAC needs the secret itself); shown once when made.
+
+    During a rotation's overlap (until `previous_until`) messages are signed with the
+    previous secret too; a previous secret of None there is the shared
+    OMS_WEBHOOK_SECRET (the receiver was made before secrets per receiver)."""
+
+    __tablename__ = "receiver_secrets"
+    receiver: Mapped[str] = mapped_column(String(200), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(nullable=True)

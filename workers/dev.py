@@ -17,6 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from oms.targets import LOOPBACK
 from store import Store
 from workers.seed import API_KEYS, seed_demo
 from workers.settings import DEV_WEBHOOK_SECRET, Settings
@@ -108,6 +109,8 @@ def main() -> None:
         "OMS_DATABASE_URL": settings.resolved_database_url(),
         "OMS_ENV": "development",
     }
+    # partners tried out with `make dev` run on this machine: messages may go to loopback
+    env.setdefault("OMS_OUTGOING_ALLOW", LOOPBACK)
     procs: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:
@@ -144,6 +147,8 @@ def main() -> None:
             f"  OMS API          http://{settings.api_host}:{settings.api_port}"
             " (try GET /health)\n"
             f"  Store            {settings.resolved_database_url()}\n"
+            f"  Webhooks go to   public hosts, and {env['OMS_OUTGOING_ALLOW'] or 'no others'}"
+            " (OMS_OUTGOING_ALLOW)\n"
             "Demo secrets (OMS_ENV=development; never expose this stack):\n"
             f"  webhook secret   {demo_secret(settings)}\n"
             f"  API keys         {', '.join(key for key, *_ in API_KEYS)} (README)\n"

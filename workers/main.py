@@ -39,7 +39,12 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=all_activities(store, webhook_secret=settings.webhook_secret, client=client),
+        activities=all_activities(
+            store,
+            webhook_secret=settings.webhook_secret,
+            client=client,
+            outgoing_allow=settings.outgoing_allow_list(),
+        ),
         max_concurrent_activities=50,
         graceful_shutdown_timeout=graceful_shutdown,
     )

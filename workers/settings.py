@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oms.targets import LOOPBACK, AllowList
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"OMS_{name}", default)
@@ -61,6 +63,10 @@ class Settings:
     # production stack, where no demo keys are seeded)
     bootstrap_admin_key: str = field(default_factory=lambda: _env("BOOTSTRAP_ADMIN_KEY", ""))
     webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))
+    # hosts outgoing messages may go to although they are not public (oms/targets.py):
+    # CIDRs and host names, comma-separated. Unset: loopback in development (make dev and
+    # the tests run their partners on this machine), nothing in production
+    outgoing_allow: str | None = field(default_factory=lambda: os.environ.get("OMS_OUTGOING_ALLOW"))
     # how often the schedule `oms-reconcile-reservations` gives back the stock of orders
     # whose workflow ended without releasing it (workers/schedules.py)
     reconcile_interval_seconds: int = field(
@@ -92,6 +98,12 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
+    def outgoing_allow_list(self) -> AllowList:
+        """OMS_OUTGOING_ALLOW parsed (ValueError names a malformed entry)."""
+        if self.outgoing_allow is None:
+            return AllowList.parse("" if self.production else LOOPBACK)
+        return AllowList.parse(self.outgoing_allow)
+
     def refusals(self, *, api: bool) -> list[str]:
         """Why this process must not start: an unknown OMS_ENV and, in production, a
         missing, demo or short OMS_WEBHOOK_SECRET (and for the API, a demo or short
@@ -99,6 +111,10 @@ class Settings:
         key at all needs the store: api/app.py checks it at start."""
         if self.env not in ENVIRONMENTS:
             return [f"OMS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env[:40]!r}"]
+        try:
+            self.outgoing_allow_list()
+        except ValueError as err:
+            return [str(err)]
         if not self.production:
             return []
         problems = []

@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -33,6 +31,7 @@ from typing import IO, Any
 import aiohttp
 from aiohttp import web
 
+from oms import webhooks
 from store import Store
 from tests.integration.conftest import POSTGRES_URL, _postgres_database
 from tests.integration.test_outages import Blocked, free_port
@@ -142,8 +141,7 @@ class Webhook:
 
     async def _hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        expected = "sha256=" + hmac.new(self.secret.encode(), raw, hashlib.sha256).hexdigest()
-        if request.headers.get("X-OMS-Signature") != expected:
+        if not webhooks.verify(self.secret, request.headers.get(webhooks.SIGNATURE_HEADER), raw):
             self.bad_signatures += 1
         message = json.loads(raw)
         status = self.STATUS[self.mode]
@@ -245,13 +243,15 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
-async def _seed(url: str, webhook_url: str) -> None:
+async def _seed(url: str, webhook_url: str) -> str:
+    """Seed the demo data with a webhook at WEBHOOK_LOCATION; returns its secret."""
     store = await Store.open(url)
     try:
         await seed_demo(store)
         (location,) = await store.config.locations([WEBHOOK_LOCATION])
         location["webhook_url"] = webhook_url
-        await store.config.upsert_locations([location])
+        made = await store.config.upsert_locations([location])
+        return made.get(WEBHOOK_LOCATION, WEBHOOK_SECRET)
     finally:
         await store.close()
 
@@ -268,7 +268,7 @@ async def chaos_stack(workdir: Path) -> AsyncIterator[ChaosStack]:
     stopping: list[Callable[[], Awaitable[Any]]] = [blocked.restore, drop, webhook.close]
     try:
         await webhook.start()
-        await _seed(database_url, webhook.url)
+        webhook.secret = await _seed(database_url, webhook.url)
         settings = Settings(
             data_dir=workdir,
             database_url=database_url,

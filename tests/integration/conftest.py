@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import init_app
+from oms.targets import LOOPBACK
 from store import Store
 from workers.main import build_worker
 from workers.seed import seed_demo
@@ -243,7 +244,12 @@ async def stack(
         if found is None:
             pytest.skip(f"PostgreSQL at {POSTGRES_URL} unreachable (OMS_REQUIRE_POSTGRES unset)")
         url, drop = found
-    settings = Settings(database_url=url, task_queue=f"oms-test-{uuid.uuid4().hex[:8]}")
+    # the tests' partners (webhooks, callbacks, approval systems) run on loopback
+    settings = Settings(
+        database_url=url,
+        task_queue=f"oms-test-{uuid.uuid4().hex[:8]}",
+        outgoing_allow=LOOPBACK,
+    )
     store = await Store.open(url)
     await seed_demo(store)
     client = temporal_env.client

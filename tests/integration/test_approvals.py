@@ -4,13 +4,12 @@ escalation, signals and updates, re-routing after approval, third-party webhooks
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from oms import webhooks
 from tests.integration.conftest import Stack, order_body, unique_sku
 from workflows.model import ApprovalDecisionInput
 
@@ -299,24 +298,29 @@ async def test_third_party_system_gets_signed_requests(stack: Stack) -> None:
     server = TestServer(app)
     await server.start_server()
     try:
-        channel = await channel_with(
-            stack,
-            [
-                {
-                    "reason": "credit",
-                    "rank": 1,
-                    "approvers": ["ann"],
-                    "webhook_url": str(server.make_url("/approvals")),
-                }
-            ],
+        reason = {
+            "reason": "credit",
+            "rank": 1,
+            "approvers": ["ann"],
+            "webhook_url": str(server.make_url("/approvals")),
+        }
+        channel = await channel_with(stack, [])
+        status, answer = await stack.call(
+            "PUT",
+            "/v1/sales-channels",
+            json=[{"channel_id": channel, "approval_reasons": [reason]}],
         )
+        assert status == 200, answer
+        # the receiver's own secret, shown in this answer only
+        (made,) = answer["secrets"]
+        assert made["channel_id"] == channel and made["reason"] == "credit"
+        assert made["receiver"] == "approval"
+        secret = made["secret"]
         order_id = await start(stack, channel)
         await asyncio.wait_for(arrived.wait(), timeout=30)
         headers, body = received[0]
-        expected = hmac.new(
-            stack.settings.webhook_secret.encode(), body, hashlib.sha256
-        ).hexdigest()
-        assert headers["X-OMS-Signature"] == f"sha256={expected}"
+        assert webhooks.verify(secret, headers["X-OMS-Signature"], body)
+        assert not webhooks.verify(stack.settings.webhook_secret, headers["X-OMS-Signature"], body)
         assert headers["Idempotency-Key"] == f"{order_id}-credit-request"
         assert b'"approval_request"' in body and order_id.encode() in body
     finally:

@@ -4,14 +4,13 @@ split policies, CHECK_ANNOUNCED with manual assignment, explanations."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import uuid
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from oms import webhooks
 from tests.integration.conftest import Stack, order_body, unique_sku
 
 
@@ -300,8 +299,8 @@ async def test_location_with_a_webhook_gets_signed_work_orders(stack: Stack) -> 
         )
         work_order = view["work_orders"][0]["work_order_id"]
         headers, raw = received[0]
-        expected = hmac.new(stack.settings.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
-        assert headers["X-OMS-Signature"] == f"sha256={expected}"
+        (made,) = body["webhook_secrets"]
+        assert webhooks.verify(made["secret"], headers["X-OMS-Signature"], raw)
         assert headers["Idempotency-Key"] == work_order
         payload = json.loads(raw)
         assert payload["order_id"] == order_id and payload["location_id"] == location_id
