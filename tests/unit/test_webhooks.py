@@ -203,3 +203,24 @@ def test_reasons_name_the_kind_of_address() -> None:
     assert why("8.8.8.8") is None
     assert literal_address("wms.example.com") is None
     assert literal_address("[::1]") == ipaddress.ip_address("::1")
+
+
+def test_the_allow_list_setting_defaults_by_environment() -> None:
+    from workers.settings import Settings
+
+    development = Settings(env="development", outgoing_allow=None).outgoing_allow_list()
+    assert development == AllowList.parse(LOOPBACK)
+    production = Settings(env="production", outgoing_allow=None).outgoing_allow_list()
+    assert production == NOTHING
+    chosen = Settings(env="production", outgoing_allow="10.0.0.0/8").outgoing_allow_list()
+    assert refused_url("http://10.1.1.1/", chosen) is None
+    assert refused_url("http://127.0.0.1/", chosen) is not None
+
+
+def test_a_malformed_allow_list_refuses_to_start() -> None:
+    from workers.settings import Settings
+
+    problems = Settings(env="development", outgoing_allow="10.0.0.0/8,not a host").refusals(
+        api=True
+    )
+    assert problems == ["OMS_OUTGOING_ALLOW: 'not a host' is neither a CIDR nor a host"]
