@@ -216,7 +216,8 @@ async def put_locations(request: web.Request) -> web.Response:
     secret, answered here once (`webhook_secrets`); the host must be public unless
     OMS_OUTGOING_ALLOW permits it (422 forbidden_target)."""
     require(request)
-    locations = parse(LocationList, await read_json(request)).root
+    body = receivers.without_secret_status(await read_json(request), channels=False)
+    locations = parse(LocationList, body).root
     receivers.check_targets(
         request, [(f"{i}.webhook_url", loc.webhook_url) for i, loc in enumerate(locations)]
     )
@@ -270,7 +271,8 @@ async def put_channels(request: web.Request) -> web.Response:
     first time gets its own secret, answered here once (`secrets`); hosts must be
     public unless OMS_OUTGOING_ALLOW permits them (422 forbidden_target)."""
     require(request)
-    channels = parse(ChannelList, await read_json(request)).root
+    body = receivers.without_secret_status(await read_json(request), channels=True)
+    channels = parse(ChannelList, body).root
     known = {loc["location_id"] for loc in await request.app[STORE].config.locations()}
     problems = [
         {"field": f"{i}.{name}", "message": f"unknown location {ref}", "type": "unknown_location"}

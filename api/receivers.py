@@ -69,6 +69,37 @@ class ChannelsUpdated(BaseModel):
     secrets: list[ChannelSecret]
 
 
+STATUS_FIELDS = frozenset({"secret_set", "created_at", "previous_valid_until"})
+
+
+def _drop_status(item: Any, key: str) -> Any:
+    """`item` without `key` if that holds a secret's status as GET shows it (an object
+    of its fields, or null); anything else stays, for the schema to refuse."""
+    if isinstance(item, dict) and key in item:
+        value = item[key]
+        if value is None or (isinstance(value, dict) and set(value) <= STATUS_FIELDS):
+            return {k: v for k, v in item.items() if k != key}
+    return item
+
+
+def without_secret_status(body: Any, *, channels: bool) -> Any:
+    """A configuration write without the read-only secret status GET adds (a location's
+    `webhook_secret`, a channel's `callback_secret` and its approval reasons'
+    `webhook_secret`), so that what GET answers can be written back as it is."""
+    if not isinstance(body, list):
+        return body
+    if not channels:
+        return [_drop_status(item, "webhook_secret") for item in body]
+    cleaned = []
+    for item in body:
+        item = _drop_status(item, "callback_secret")
+        if isinstance(item, dict) and isinstance(item.get("approval_reasons"), list):
+            reasons = [_drop_status(r, "webhook_secret") for r in item["approval_reasons"]]
+            item = {**item, "approval_reasons": reasons}
+        cleaned.append(item)
+    return cleaned
+
+
 async def rotation(request: web.Request) -> timedelta:
     """The overlap a rotate request asks for (an empty body: the default)."""
     if not request.can_read_body:

@@ -12,18 +12,10 @@ type it refines, so the rest of the code takes it as it is.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from workflows.model import (
     ApprovalReasonConfig,
@@ -75,23 +67,6 @@ def http_url(value: str) -> str:
     return value
 
 
-class SecretStatusIn(BaseModel):
-    """What GET shows of a receiver's secret (never the secret). Read-only: accepted back
-    on PUT, so that a configuration read can be written back as it is, and ignored
-    (secrets are made when a URL is first set and changed by rotating them)."""
-
-    model_config = STRICT
-    secret_set: bool = False
-    created_at: str | None = Field(default=None, max_length=64)
-    previous_valid_until: str | None = Field(default=None, max_length=64)
-
-
-def _read_only_secret() -> Any:
-    return Field(default=None, exclude=True)
-
-
-ReadOnlySecret = SkipJsonSchema[SecretStatusIn | None]
-
 WebhookUrl = Annotated[
     str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(http_url)
 ]
@@ -134,7 +109,6 @@ class ApprovalReasonConfigIn(ApprovalReasonConfig):
     webhook_url: WebhookUrl | None = None
     timeout_seconds: Seconds | None = None
     escalate_to: list[ApproverName] = Field(default_factory=list, max_length=MAX_APPROVERS)
-    webhook_secret: ReadOnlySecret = _read_only_secret()
 
 
 class RoutingWeightsIn(RoutingWeights):
@@ -167,7 +141,6 @@ class SalesChannelConfigIn(SalesChannelConfig):
     )
     fraud_total_threshold: Money | None = None
     callback_url: WebhookUrl | None = None
-    callback_secret: ReadOnlySecret = _read_only_secret()
     # at least a tenth of a second: a zero timer would re-route in a tight loop
     backorder_retry_seconds: float = Field(default=3600, ge=0.1, le=MAX_WAIT_SECONDS)
     backorder_max_attempts: int = Field(default=24, ge=0, le=MAX_BACKORDER_ATTEMPTS)
@@ -196,7 +169,6 @@ class LocationConfigIn(LocationConfig):
     daily_capacity: int = Field(default=1000, ge=0, le=MAX_DAILY_CAPACITY)
     priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     webhook_url: WebhookUrl | None = None
-    webhook_secret: ReadOnlySecret = _read_only_secret()
     cost_per_shipment: float = Field(default=0.0, ge=0, le=MAX_COST)
     channels: list[Identifier] = Field(default_factory=list, max_length=MAX_REFERENCES)
     delivery_types: list[Literal["ship", "pickup"]] = Field(default_factory=list, max_length=2)

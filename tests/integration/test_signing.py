@@ -157,6 +157,11 @@ async def test_a_location_webhook_gets_its_own_secret_once(
     assert status == 200 and echoed["webhook_secrets"] == [], echoed
     relisted, _ = await listed_location(stack, location_id)
     assert relisted["webhook_secret"] == listed["webhook_secret"]
+    # but a secret cannot be set by writing one
+    status, refused = await stack.call(
+        "PUT", "/v1/locations", json=[{**listed, "webhook_secret": {"secret": "mine"}}]
+    )
+    assert status == 422 and refused["error"]["details"][0]["field"] == "0.webhook_secret"
 
     # the work order is signed with the location's secret, over the time and the body
     order_id = await order_at(stack, location_id)
