@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -107,6 +109,13 @@ def main() -> None:
         await serve(settings, stop)
 
     asyncio.run(run())
+    # the worker has shut down cleanly; leave without the interpreter's teardown, which
+    # can crash (SIGSEGV) while the SDK's native threads still wind down their
+    # connections to an unreachable Temporal, turning a clean stop into exit code -11
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
