@@ -428,15 +428,24 @@ def test_assignments_name_each_line_and_location_pair_once() -> None:
 def test_openapi_documents_the_strict_configuration_schemas() -> None:
     from api.app import ROUTE_TABLES
 
-    paths = openapi_document(ROUTE_TABLES)["paths"]
+    document = openapi_document(ROUTE_TABLES)
+    paths, components = document["paths"], document["components"]["schemas"]
     for path, model in [("/v1/sales-channels", ChannelList), ("/v1/locations", LocationList)]:
         schema = paths[path]["put"]["requestBody"]["content"]["application/json"]["schema"]
-        assert schema == model.model_json_schema()
-    channel_schema = ChannelList.model_json_schema()["$defs"]["SalesChannelConfigIn"]
+        assert schema == {"$ref": f"#/components/schemas/{model.__name__}"}
+        # the document's copy is the model's own schema, its references under components
+        expected = model.model_json_schema()
+        expected.pop("$defs", None)
+        found = components[model.__name__]
+        assert found["maxItems"] == expected["maxItems"]
+        item = found["items"]["$ref"].rsplit("/", 1)[-1]
+        assert expected["items"]["$ref"].endswith(f"/{item}")
+    channel_schema = components["SalesChannelConfigIn"]
     assert channel_schema["additionalProperties"] is False
     assert channel_schema["properties"]["backorder_retry_seconds"]["maximum"] == MAX_WAIT_SECONDS
     cancel = paths["/v1/orders/{order_id}/cancel"]["post"]["requestBody"]
-    line_ids = cancel["content"]["application/json"]["schema"]["properties"]["line_ids"]
+    ref = cancel["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    line_ids = components[ref]["properties"]["line_ids"]
     array = next(s for s in line_ids["anyOf"] if s.get("type") == "array")
     assert (array["minItems"], array["maxItems"]) == (1, 500)
 
