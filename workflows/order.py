@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -367,6 +367,9 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         key = plan.release_key
         cause = err.cause
         rejected = isinstance(cause, ApplicationError) and cause.type == "PartnerRejected"
+        if self.stage_holds:
+            # any failure no retry changes (a refusal, a forbidden target) waits for resume
+            rejected = err.retry_state == RetryState.NON_RETRYABLE_FAILURE
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         reason = (
             f"submission: {plan.work_order_id} to {plan.location_id} "

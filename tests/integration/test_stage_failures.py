@@ -249,3 +249,37 @@ async def test_a_cancel_clears_the_failing_stage_from_the_order(stack: Stack, sh
         lambda: _true_or_none(attribute_is(stack, order_id, None)),
         "OmsHoldReason unset once the order is cancelled",
     )
+
+
+async def test_a_forbidden_work_order_target_holds_the_order(stack: Stack) -> None:
+    """A webhook URL written into the store by hand (the API refuses private targets)
+    points into a private network: the work order is refused before any connection and
+    the order waits ON_HOLD for an operator, instead of retrying forever."""
+    location_id = f"WH-PRIVATE-{uuid.uuid4().hex[:6]}"
+    await stack.store.config.upsert_locations(
+        [
+            {
+                "location_id": location_id,
+                "name": "Private warehouse",
+                "type": "warehouse",
+                "lat": 52.52,
+                "lon": 13.40,
+                "time_zone": "Europe/Berlin",
+                "cutoff_time": "15:00",
+                "webhook_url": "http://10.255.255.1/work-orders",
+            }
+        ]
+    )
+    sku = unique_sku()
+    await stack.set_stock([(location_id, sku, 1)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=1), key="ops")
+    view = await stack.wait_status(order_id, "ON_HOLD")
+    assert any("refused" in r and location_id in r for r in view["hold_reasons"]), view[
+        "hold_reasons"
+    ]
+    assert "refused" in (await hold_reason_attribute(stack, order_id) or "")
+    status, body = await stack.call(
+        "POST", f"/v1/orders/{order_id}/cancel", key="ops", json={"reason": "no partner"}
+    )
+    assert status == 200, body
+    await stack.wait_status(order_id, "CANCELLED")
