@@ -163,6 +163,17 @@ class SalesChannelConfigIn(SalesChannelConfig):
         return self
 
 
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("printed on documents: no line breaks or control characters")
+    return value
+
+
+AddressLine = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+PostalCode = Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_printable)]
+CityName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+
+
 class LocationConfigIn(LocationConfig):
     model_config = STRICT
     time_zone: str = Field(default="UTC", min_length=1, max_length=64)
@@ -172,6 +183,12 @@ class LocationConfigIn(LocationConfig):
     cost_per_shipment: float = Field(default=0.0, ge=0, le=MAX_COST)
     channels: list[Identifier] = Field(default_factory=list, max_length=MAX_REFERENCES)
     delivery_types: list[Literal["ship", "pickup"]] = Field(default_factory=list, max_length=2)
+    address_line1: AddressLine | None = None
+    address_line2: AddressLine | None = None
+    postal_code: PostalCode | None = None
+    city: CityName | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    document_kinds: list[DocumentKind] | None = Field(default=None, max_length=3)
 
     @field_validator("delivery_types")
     @classmethod
@@ -180,3 +197,10 @@ class LocationConfigIn(LocationConfig):
     ) -> list[Literal["ship", "pickup"]]:
         _unique(list(types), "delivery types")
         return types
+
+    @field_validator("document_kinds")
+    @classmethod
+    def _unique_kinds(cls, kinds: list[DocumentKind] | None) -> list[DocumentKind] | None:
+        if kinds is not None:
+            _unique(list(kinds), "document kinds")
+        return kinds

@@ -35,6 +35,12 @@ LOCATION_FIELDS = (
     "cost_per_shipment",
     "channels",
     "delivery_types",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "document_kinds",
 )
 
 

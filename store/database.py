@@ -106,6 +106,24 @@ def _receiver_secrets(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Base.metadata.tables["receiver_secrets"]])
 
 
+def _location_addresses(conn: Connection) -> None:
+    # nullable columns, typed as the table declares them: locations from before have no
+    # address and take their channel's document kinds
+    table = Base.metadata.tables["locations"]
+    existing = {c["name"] for c in inspect(conn).get_columns("locations")}
+    for name in (
+        "address_line1",
+        "address_line2",
+        "postal_code",
+        "city",
+        "country",
+        "document_kinds",
+    ):
+        if name not in existing:
+            ddl = table.c[name].type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE locations ADD COLUMN {name} {ddl}")
+
+
 def new_key_id() -> str:
     """The public id of an API key (random: it says nothing about the key)."""
     return "key_" + secrets.token_hex(8)
@@ -118,6 +136,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "order view projection: orders.view and orders.view_seq", _order_views),
     (5, "API key lifecycle: ids, creation, revocation, rotation", _api_key_lifecycle),
     (6, "a secret per receiver of outgoing messages", _receiver_secrets),
+    (7, "location postal addresses and document kinds", _location_addresses),
 ]
 
 

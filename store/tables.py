@@ -75,6 +75,14 @@ class Location(Base):
     cost_per_shipment: Mapped[float] = mapped_column(Float, default=0.0)
     channels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: every channel
     delivery_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # added by migration 7: the postal address printed on documents, and the document
+    # kinds this location gets (None: its channel's)
+    address_line1: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    address_line2: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    city: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    document_kinds: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class SalesChannel(Base):

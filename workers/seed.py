@@ -16,6 +16,10 @@ LOCATIONS = [
         cutoff_time="15:00",
         daily_capacity=5000,
         priority=1,
+        address_line1="Lagerstraße 12",
+        postal_code="10115",
+        city="Berlin",
+        country="DE",
     ),
     LocationConfig(
         location_id="WH-MUNICH",
@@ -27,6 +31,10 @@ LOCATIONS = [
         cutoff_time="16:00",
         lead_time_days=1,
         daily_capacity=3000,
+        address_line1="Logistikring 4",
+        postal_code="80331",
+        city="München",
+        country="DE",
     ),
     LocationConfig(
         location_id="ST-HAMBURG",
@@ -37,6 +45,10 @@ LOCATIONS = [
         time_zone="Europe/Berlin",
         cutoff_time="12:00",
         daily_capacity=200,
+        address_line1="Mönckebergstraße 7",
+        postal_code="20095",
+        city="Hamburg",
+        country="DE",
     ),
     LocationConfig(
         location_id="WH-LONDON",
@@ -48,6 +60,10 @@ LOCATIONS = [
         cutoff_time="14:00",
         lead_time_days=2,
         daily_capacity=4000,
+        address_line1="Unit 3, Thames Wharf",
+        postal_code="E16 2AA",
+        city="London",
+        country="GB",
     ),
 ]
 

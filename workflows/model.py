@@ -218,6 +218,14 @@ class LocationConfig(_Tolerant):
     channels: list[str] = Field(default_factory=list)  # empty: serves every channel
     # empty: "ship" for warehouses, "ship" and "pickup" for stores
     delivery_types: list[Literal["ship", "pickup"]] = Field(default_factory=list)
+    # postal address, printed on its delivery notes, return notes and return labels
+    address_line1: str | None = Field(default=None, max_length=200)
+    address_line2: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=20)
+    city: str | None = Field(default=None, max_length=100)
+    country: str | None = Field(default=None, max_length=2)  # ISO 3166-1 alpha-2
+    # None: the channel's document_kinds; a list (even an empty one) replaces them here
+    document_kinds: list[DocumentKind] | None = None
 
 
 RuleField = Literal[
