@@ -11,7 +11,13 @@ import pytest
 from pypdf import PageObject, PdfReader
 
 from activities.documents import DocumentActivities, render_pdf
-from workflows.model import DocumentsInput, LocationConfig, OrderInput, ReleasePlan
+from workflows.model import (
+    DocumentsInput,
+    LocationConfig,
+    OrderInput,
+    OrderLineInput,
+    ReleasePlan,
+)
 
 ORDER_ID = "T-doc-7f3a2b"
 REFERENCE = f"{ORDER_ID}-WO1"
@@ -180,6 +186,23 @@ def test_long_values_stay_on_the_page() -> None:
     assert any(w.startswith("SSS") and w.endswith("…") for w in words)
     # the 64-character reference still becomes a barcode that fits beside the title
     assert words[words.index("REFERENCE") + 1] == "R" * 64
+
+
+def test_a_line_description_is_printed_when_the_line_has_one() -> None:
+    # order lines carry no description yet; the notes print one as soon as they do
+    class DescribedLine(OrderLineInput):
+        description: str | None = None
+
+    body = order(2)
+    body.lines[0] = DescribedLine(**body.lines[0].model_dump(), description="Blue mug, 300 ml")
+    for kind in NOTES:
+        (page,) = pages(render_pdf(body, kind, BERLIN, ["L1", "L2"], REFERENCE, SHIPMENT))
+        words = texts(page)
+        assert words[words.index("SKU-0001") + 1 : words.index("SKU-0001") + 3] == [
+            "Blue mug, 300 ml",
+            "1",
+        ]
+        assert words[words.index("SKU-0002") + 1] == "2"
 
 
 class FakeConfig:
