@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import signal
@@ -50,6 +52,25 @@ class PostgresUnreachable(Exception):
     pass
 
 
+# children started and not seen to exit: killed when the harness's interpreter exits
+# without having stopped them (a test timeout, an error in the cleanup)
+_LEFT_RUNNING: dict[asyncio.subprocess.Process, list[str]] = {}
+
+
+@atexit.register
+def _kill_left_running() -> None:
+    for proc, command in _LEFT_RUNNING.items():
+        if proc.returncode is not None:
+            continue
+        try:  # still the process started (not a pid reused since)?
+            running = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if [part.decode(errors="replace") for part in running[: len(command)]] == command:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+
+
 class Child:
     """A subprocess that can be stopped and started again (each incarnation appends its
     output to the same log file). Knows whether an exit was asked for."""
@@ -81,6 +102,7 @@ class Child:
             stdout=self._log_file,
             stderr=asyncio.subprocess.STDOUT,
         )
+        _LEFT_RUNNING[self.proc] = self.command
 
     @property
     def alive(self) -> bool:
@@ -108,6 +130,9 @@ class Child:
         except TimeoutError:
             self.proc.kill()
             return await self.proc.wait()
+        finally:
+            if self.proc.returncode is not None:
+                _LEFT_RUNNING.pop(self.proc, None)
 
     async def stop(self, within: float = 20.0) -> None:
         if self.alive:
