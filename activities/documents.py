@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reportlab.graphics.barcode.code128 import Code128
@@ -131,14 +131,20 @@ class NoteRow:
     quantity: int
 
 
-def note_rows(order: OrderInput, line_ids: Sequence[str]) -> list[NoteRow]:
+def note_rows(
+    order: OrderInput, line_ids: Sequence[str], quantities: Mapping[str, int] | None = None
+) -> list[NoteRow]:
+    """One row per line of the release; `quantities` are the release's units per line
+    (a split or re-released line ships part of the ordered quantity), else the line's."""
+    quantities = quantities or {}
     lines = {line.line_id: line for line in order.lines}
     rows = []
     for line_id in line_ids:
         line = lines[line_id]
         # order lines have no description yet; printed once they carry one
         description = getattr(line, "description", None) or ""
-        rows.append(NoteRow(line.line_id, line.sku, str(description), line.quantity))
+        quantity = quantities.get(line_id, line.quantity)
+        rows.append(NoteRow(line.line_id, line.sku, str(description), quantity))
     return rows
 
 
@@ -184,6 +190,7 @@ def render_note(
     line_ids: Sequence[str],
     reference: str,
     shipment: str,
+    quantities: Mapping[str, int] | None = None,
 ) -> bytes:
     """A delivery note or return note for one release, as PDF bytes."""
     title = TITLES[kind]
@@ -192,7 +199,7 @@ def render_note(
     pdf = canvas.Canvas(buf, pagesize=A4, invariant=True)  # invariant: same bytes on retry
     pdf.setTitle(f"{title} {reference}")
     pdf.setAuthor(location.name)
-    pages = paginate(note_rows(order, line_ids))
+    pages = paginate(note_rows(order, line_ids, quantities))
     columns = NOTE_COLUMNS[kind]
     sender, customer = location_party(location), customer_party(order)
     total = sum(row.quantity for page in pages for row in page)
@@ -320,10 +327,13 @@ def render_pdf(
     line_ids: Sequence[str],
     reference: str,
     shipment: str = "",
+    quantities: Mapping[str, int] | None = None,
 ) -> bytes:
     if kind == "return_label":
         return render_label(order, location, reference)
-    return render_note(kind, order, location, line_ids, reference, shipment or reference)
+    return render_note(
+        kind, order, location, line_ids, reference, shipment or reference, quantities
+    )
 
 
 def unknown_location(location_id: str) -> LocationConfig:
@@ -356,6 +366,7 @@ class DocumentActivities:
                     plan.line_ids,
                     plan.work_order_id,
                     plan.shipment_key,
+                    plan.quantities,
                 )
                 await self.store.orders.save_document(
                     document_id=document_id,
@@ -364,6 +375,10 @@ class DocumentActivities:
                     kind=kind,
                     content=content,
                 )
+                if activity.in_activity():
+                    # alive: a worker that dies mid-way is noticed within the heartbeat
+                    # timeout, not the whole start-to-close, so the order's lock is free
+                    activity.heartbeat(document_id)
                 docs.append(
                     DocumentView(
                         document_id=document_id,

@@ -65,6 +65,8 @@ class SubmissionActivities:
         sent: list[str] = []
         to_send: list[str] = []
         for plan in input.releases:
+            if activity.in_activity():
+                activity.heartbeat(plan.work_order_id)  # a dead worker is noticed quickly
             url = await self._webhook(plan.location_id)
             if not url:
                 continue

@@ -56,8 +56,16 @@ OPTIONS: dict[str, CallOptions] = {
     "record_delivery": STORE_WRITE,
     "cancel_release": STORE_WRITE,
     "send_order_response": CallOptions(start_to_close=timedelta(seconds=60)),
-    "create_documents": CallOptions(start_to_close=timedelta(seconds=120)),
-    "submit_work_orders": CallOptions(start_to_close=timedelta(seconds=60)),
+    # they run under the order's lock: they heartbeat, so an attempt lost with its worker
+    # is retried within seconds and a cancel waiting for the lock is not held for minutes
+    "create_documents": CallOptions(
+        start_to_close=timedelta(seconds=120), heartbeat=timedelta(seconds=10)
+    ),
+    # (20 s: orders from before partners left the lock still post a webhook in here,
+    # 10 s at most each)
+    "submit_work_orders": CallOptions(
+        start_to_close=timedelta(seconds=60), heartbeat=timedelta(seconds=20)
+    ),
     # one partner call per attempt (10 s HTTP timeout); after 3 attempts the order shows the
     # last error and tries another round later; a refusal (4xx) is not retried
     "send_work_order": CallOptions(

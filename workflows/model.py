@@ -703,6 +703,9 @@ class ReleasePlan(BaseModel):
     release_key: str
     shipment_key: str
     work_order_id: str
+    # units of each line in this release (a split or re-released line ships part of the
+    # ordered quantity); empty in plans made before it existed: the whole line
+    quantities: dict[str, int] = Field(default_factory=dict)
 
 
 class DocumentsInput(BaseModel):

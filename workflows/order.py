@@ -67,6 +67,13 @@ MAX_BACKORDER_RETRY = 30 * 86400.0
 DELIVERY_RETRY = timedelta(seconds=60)
 
 
+def units_per_line(items: list[tuple[str, Any]]) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for line_id, alloc in items:
+        units[line_id] = units.get(line_id, 0) + alloc.quantity
+    return units
+
+
 def order_workflow_id(order_id: str) -> str:
     return f"order-{order_id}"
 
@@ -465,6 +472,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
                 release_key=release_key(oid, seq),
                 shipment_key=shipment_key(oid, seq),
                 work_order_id=work_order_id(oid, seq),
+                quantities=units_per_line(items),
             )
             plans.append(plan)
             allocations[seq] = items

@@ -111,3 +111,20 @@ async def test_a_location_own_kinds_and_address_set_over_http(stack: Stack) -> N
     # another location's key does not get it
     status, _ = await stack.call("GET", kinds["return_note"]["url"], key="WH-BERLIN")
     assert status == 404
+
+
+async def test_a_split_line_prints_each_location_its_own_units(stack: Stack) -> None:
+    """4 units of one line, 3 in Berlin and 1 in Munich: each delivery note lists the
+    units its location ships, not the 4 ordered."""
+    channel = await stack.make_channel("doc", split_policy="split_quantities")
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 3), ("WH-MUNICH", sku, 1)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=4), key="ops")
+    view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+    notes = {d["location_id"]: d for d in view["documents"] if d["kind"] == "delivery_note"}
+    assert set(notes) == {"WH-BERLIN", "WH-MUNICH"}, view["documents"]
+    for location_id, units in (("WH-BERLIN", "3"), ("WH-MUNICH", "1")):
+        status, pdf = await stack.call("GET", notes[location_id]["url"], key=location_id)
+        assert status == 200, pdf
+        (page,) = words(pdf)
+        assert ["1", sku, units] == block(page, "Quantity", 3), (location_id, page)
