@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from oms import webhooks
 from oms.targets import AllowList, refused_addresses, refused_url
 from store import Store
@@ -121,4 +122,8 @@ class Sender:
             "Idempotency-Key": idempotency_key,
             webhooks.SIGNATURE_HEADER: webhooks.sign(keys, body),
         }
-        await post(who, url, body, headers, allow=self.allow)
+        try:
+            await post(who, url, body, headers, allow=self.allow)
+        except ApplicationError as err:
+            metrics.count_webhook_failure(receiver, err)
+            raise

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +23,7 @@ from api.dependencies import (
     readiness,
 )
 from api.errors import Handler, error_middleware
+from api.metrics import METRICS, ApiMetrics, exposition, metrics_middleware
 from api.openapi import openapi_document
 from store import Store
 from workers.client import connect, open_store_with_retry, with_backoff
@@ -33,8 +32,6 @@ from workers.settings import Settings
 
 log = logging.getLogger("oms.api")
 
-METRICS = web.AppKey("metrics", Counter[tuple[str, str, int]])
-LATENCY = web.AppKey("latency", Counter[tuple[str, str]])
 ROUTE_TABLES = (
     orders.routes,
     fulfillment.routes,
@@ -67,17 +64,6 @@ async def no_server_banner(request: web.Request, response: web.StreamResponse) -
     response.headers.popall("Server", None)
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    response = await handler(request)
-    route = request.match_info.route.resource
-    path = route.canonical if route is not None else "unmatched"
-    request.app[METRICS][(request.method, path, response.status)] += 1
-    request.app[LATENCY][(request.method, path)] += int((time.perf_counter() - started) * 1e6)
-    return response
-
-
 async def health(request: web.Request) -> web.Response:
     """Liveness: 200 while the process runs (dependencies are /ready's business)."""
     return web.json_response({"status": "ok"})
@@ -101,17 +87,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    lines = ["# TYPE oms_http_requests_total counter"]
-    for (method, path, status), count in sorted(request.app[METRICS].items()):
-        lines.append(
-            f'oms_http_requests_total{{method="{method}",path="{path}",status="{status}"}} {count}'
-        )
-    lines.append("# TYPE oms_http_request_microseconds_total counter")
-    for (method, path), total in sorted(request.app[LATENCY].items()):
-        lines.append(
-            f'oms_http_request_microseconds_total{{method="{method}",path="{path}"}} {total}'
-        )
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    """Prometheus metrics (api/metrics.py): requests by route, and business gauges."""
+    return await exposition(request.app[METRICS], request.app[STORE])
 
 
 class StartupRefused(Exception):
@@ -148,8 +125,8 @@ def init_app(
     """Build the app. Store and client are opened here unless given (tests share theirs)."""
     app = web.Application(
         middlewares=[
-            error_middleware,
             metrics_middleware,
+            error_middleware,
             input_middleware,
             open_paths_middleware,
             auth_middleware,
@@ -157,8 +134,7 @@ def init_app(
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
-    app[METRICS] = Counter()
-    app[LATENCY] = Counter()
+    app[METRICS] = ApiMetrics()
     app[WORKER_CHECK] = WorkerCheck()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

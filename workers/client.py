@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from store import Store
@@ -25,16 +26,24 @@ FIRST_BACKOFF_SECONDS = 1.0
 API_RETRY = RetryConfig(max_interval_millis=1000, max_elapsed_time_millis=3000, max_retries=5)
 
 
-async def connect(settings: Settings, *, lazy: bool = False, for_api: bool = False) -> Client:
+async def connect(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    for_api: bool = False,
+    runtime: Runtime | None = None,
+) -> Client:
     """A client for the settings' namespace. `lazy` connects on first use (each call
     fails fast while Temporal is unreachable, and works once it is back); `for_api`
-    retries an unavailable Temporal for a short while only."""
+    retries an unavailable Temporal for a short while only. `runtime`: the SDK runtime
+    (the worker's exports its metrics); None is the SDK's default."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         lazy=lazy,
         retry_config=API_RETRY if for_api else None,
+        runtime=runtime,
     )
 
 
@@ -85,11 +94,13 @@ async def with_backoff(
         delay = min(delay * 2, max_delay)
 
 
-async def connect_with_retry(settings: Settings, stop: asyncio.Event | None = None) -> Client:
+async def connect_with_retry(
+    settings: Settings, stop: asyncio.Event | None = None, *, runtime: Runtime | None = None
+) -> Client:
     """Connect to Temporal, waiting (with backoff) while it is unreachable."""
     return await with_backoff(
         f"Temporal at {settings.temporal_address}",
-        lambda: connect(settings),
+        lambda: connect(settings, runtime=runtime),
         max_delay=settings.connect_backoff_max_seconds,
         stop=stop,
     )

@@ -9,16 +9,19 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import start_http_server
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities import all_activities
+from activities import all_activities, metrics
 from store import Store
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
 from workers.search_attributes import ensure_search_attributes
-from workers.settings import Settings, check_or_exit
+from workers.settings import Settings, check_or_exit, host_port
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconcile import ReconcileReservationsWorkflow
@@ -49,19 +52,72 @@ def build_worker(
         ),
         max_concurrent_activities=50,
         graceful_shutdown_timeout=graceful_shutdown,
+        interceptors=[metrics.StageFailureInterceptor()],
     )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """An SDK runtime exporting the Temporal SDK's metrics (temporal_workflow_task_*,
+    temporal_activity_*, temporal_sticky_cache_* ...) on OMS_WORKER_METRICS_ADDRESS in
+    Prometheus format, or None (the SDK's default runtime) when it is empty or cannot
+    be bound: a taken port costs the metrics, not the orders (logged as an error)."""
+    address = host_port(settings.worker_metrics_address)
+    if address is None:
+        return None
+    host, port = address
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    except (ValueError, OSError) as err:
+        log.error("no Temporal SDK metrics: OMS_WORKER_METRICS_ADDRESS=%s: %s", bind, err)
+        return None
+
+
+def serve_app_metrics(settings: Settings) -> WSGIServer | None:
+    """Serve the worker's own metrics (activities/metrics.py) on
+    OMS_WORKER_APP_METRICS_ADDRESS (in a thread), or nothing when it is empty."""
+    address = host_port(settings.worker_app_metrics_address)
+    if address is None:
+        return None
+    host, port = address
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.REGISTRY)
+    except OSError as err:
+        log.error(
+            "no worker metrics: OMS_WORKER_APP_METRICS_ADDRESS=%s: %s",
+            settings.worker_app_metrics_address,
+            err,
+        )
+        return None
+    return server
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the worker until `stop` is set. Started while the store or Temporal is
     unreachable, it waits for them (with backoff, logging) instead of exiting."""
+    runtime = metrics_runtime(settings)
+    app_metrics = serve_app_metrics(settings)
+    log.info(
+        "metrics: Temporal SDK's at %s, the worker's at %s",
+        settings.worker_metrics_address if runtime is not None else "(off)",
+        settings.worker_app_metrics_address if app_metrics is not None else "(off)",
+    )
+    try:
+        await _serve(settings, stop, runtime)
+    finally:
+        if app_metrics is not None:
+            await asyncio.to_thread(app_metrics.shutdown)
+            app_metrics.server_close()
+
+
+async def _serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | None) -> None:
     try:
         store = await open_store_with_retry(settings, stop)
     except Stopped:
         log.info("stopped while waiting for the store")
         return
     try:
-        client = await connect_with_retry(settings, stop)
+        client = await connect_with_retry(settings, stop, runtime=runtime)
     except Stopped:
         log.info("stopped while waiting for Temporal")
         await store.close()

@@ -89,6 +89,16 @@ class Settings:
         default_factory=lambda: float(_env("CONNECT_BACKOFF_MAX_SECONDS", "30"))
     )
 
+    # the worker's Prometheus endpoints ("host:port"; empty turns one off): the Temporal
+    # SDK's own metrics (workflow task and activity latencies, failures, sticky cache)
+    # and the OMS's (webhook and stage failures, activities/metrics.py)
+    worker_metrics_address: str = field(
+        default_factory=lambda: _env("WORKER_METRICS_ADDRESS", "127.0.0.1:9464")
+    )
+    worker_app_metrics_address: str = field(
+        default_factory=lambda: _env("WORKER_APP_METRICS_ADDRESS", "127.0.0.1:9465")
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -115,6 +125,15 @@ class Settings:
             self.outgoing_allow_list()
         except ValueError as err:
             return [str(err)]
+        if not api:
+            for name, value in (
+                ("OMS_WORKER_METRICS_ADDRESS", self.worker_metrics_address),
+                ("OMS_WORKER_APP_METRICS_ADDRESS", self.worker_app_metrics_address),
+            ):
+                try:
+                    host_port(value)
+                except ValueError as err:
+                    return [f"{name} {err}"]
         if not self.production:
             return []
         problems = []
@@ -126,6 +145,18 @@ class Settings:
             if key:
                 problems.append(f"OMS_BOOTSTRAP_ADMIN_KEY {key}")
         return problems
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """A metrics address "host:port" ("[::1]:9464" for IPv6) split, or None when empty
+    (turned off); ValueError says what is wrong with it."""
+    if not address.strip():
+        return None
+    host, sep, port = address.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port (or empty to turn it off), not {address[:60]!r}")
+    return host, int(port)
 
 
 def _weakness(value: str) -> str | None:
