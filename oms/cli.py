@@ -151,6 +151,7 @@ def _when(stamp: str | None) -> str | None:
     """An ISO time without its fraction of a second (tables are read by people)."""
     if not stamp:
         return None
+    stamp = stamp.removesuffix("+00:00") + ("Z" if stamp.endswith("+00:00") else "")
     head, _, rest = stamp.partition(".")
     if rest:
         zone = next((rest[i:] for i, c in enumerate(rest) if c in "+-Z"), "")

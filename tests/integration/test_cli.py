@@ -111,12 +111,18 @@ async def test_inventory_load_reports_bad_rows_and_loads_the_rest(
     lines = tmp_path / "stock.jsonl"
     lines.write_text(
         json.dumps({"location_id": "WH-BERLIN", "sku": other, "on_hand": 4})
-        + "\n\n"
+        + "\n\n"  # line 2 is blank; line 3: a sku the API refuses
+        + json.dumps({"location_id": "WH-BERLIN", "sku": "no spaces please", "on_hand": 1})
+        + "\n"
         + json.dumps({"location_id": "WH-BERLIN", "sku": sku, "on_hand": 1})
         + "\n"
     )
-    summary = json.loads(ok(await oms(stack, "inventory", "load", str(lines), "--json")).stdout)
-    assert summary["loaded"] == 2 and summary["rejected"] == []
+    result = await oms(stack, "inventory", "load", str(lines), "--json")
+    assert result.exit_code == EXIT_API_ERROR, result.output
+    summary = json.loads(result.stdout)
+    assert summary["loaded"] == 2 and summary["rows"] == 3
+    assert [r["line"] for r in summary["rejected"]] == [3]
+    assert summary["rejected"][0]["problem"].startswith("sku: ")
     assert (await stack.atp(other))["WH-BERLIN"] == 4
     assert (await stack.atp(sku))["WH-BERLIN"] == 1
 
