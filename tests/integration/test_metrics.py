@@ -24,7 +24,7 @@ from store.database import Database
 from tests.integration.conftest import Stack, order_body, unique_sku
 from tests.integration.gates import eventually
 from workers.client import connect
-from workers.main import build_worker, serve_app_metrics
+from workers.main import build_worker, metrics_runtime, serve_app_metrics
 from workers.settings import Settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -266,3 +266,23 @@ async def test_the_worker_counts_webhook_and_stage_failures(
     finally:
         endpoint.shutdown()
         endpoint.server_close()
+
+
+def test_a_malformed_metrics_address_refuses_the_worker_and_empty_turns_it_off() -> None:
+    bad = Settings(worker_metrics_address="9464")
+    assert any("OMS_WORKER_METRICS_ADDRESS" in p for p in bad.refusals(api=False))
+    bad = Settings(worker_app_metrics_address="localhost:http")
+    assert any("OMS_WORKER_APP_METRICS_ADDRESS" in p for p in bad.refusals(api=False))
+    off = Settings(worker_metrics_address="", worker_app_metrics_address="")
+    assert off.refusals(api=False) == []
+    assert metrics_runtime(off) is None and serve_app_metrics(off) is None
+
+
+def test_a_taken_metrics_port_costs_the_metrics_not_the_worker() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        settings = Settings(worker_metrics_address=address, worker_app_metrics_address=address)
+        assert metrics_runtime(settings) is None
+        assert serve_app_metrics(settings) is None
