@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, case, func, literal, not_, select
 
@@ -286,5 +286,5 @@ async def exposition(metrics: ApiMetrics, store: Store) -> web.Response:
     snap = await read_snapshot(store)
     body = generate_latest(metrics.registry) + generate_latest(BusinessCollector(snap))
     response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    response.headers["Content-Type"] = CONTENT_TYPE_PLAIN_0_0_4
     return response
