@@ -392,12 +392,20 @@ async def test_worker_start_creates_the_schedule(stack: Stack) -> None:
     handle = stack.client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
 
     async def schedule() -> Schedule | None:
+        """The schedule once it points at this worker's task queue (another test's worker
+        may have put it in place before, on its own queue)."""
         try:
-            return (await handle.describe()).schedule
+            found = (await handle.describe()).schedule
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
+        action = found.action
+        if isinstance(action, ScheduleActionStartWorkflow) and (
+            action.task_queue != settings.task_queue
+        ):
+            return None
+        return found
 
     stop = asyncio.Event()
     worker = asyncio.create_task(serve(settings, stop))
