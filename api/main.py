@@ -8,14 +8,15 @@ import sys
 from aiohttp import web
 
 from api.app import StartupRefused, init_app
+from oms import logs
 from workers.settings import Settings, check_or_exit
 
 log = logging.getLogger("oms.api")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
+    logs.configure(settings)
     check_or_exit(settings, api=True, log=log)
     try:
         web.run_app(
@@ -23,6 +24,7 @@ def main() -> None:
             host=settings.api_host,
             port=settings.api_port,
             print=lambda *_: None,
+            access_log_class=logs.AccessLogger,
         )
     except StartupRefused as refused:
         log.error("refusing to start (OMS_ENV=%s): %s", settings.env, refused)

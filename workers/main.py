@@ -17,6 +17,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import all_activities, metrics
+from oms import logs
 from store import Store
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
@@ -153,8 +154,8 @@ async def _serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | Non
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
+    logs.configure(settings)
     check_or_exit(settings, api=False, log=log)
     stop = asyncio.Event()
 

@@ -39,6 +39,8 @@ DEMO_VALUES = frozenset(
 MIN_SECRET_LENGTH = 32
 ENVIRONMENTS = ("development", "production")
 GENERATE = "generate one with `openssl rand -hex 32`"
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 DEV_WEBHOOK_SECRET = "dev-secret"
@@ -98,6 +100,10 @@ class Settings:
     worker_app_metrics_address: str = field(
         default_factory=lambda: _env("WORKER_APP_METRICS_ADDRESS", "127.0.0.1:9465")
     )
+    # log lines (oms/logs.py): `json` (one object per line) or `text`; empty: `json` in
+    # production, `text` otherwise; and the lowest level written
+    log_format: str = field(default_factory=lambda: _env("LOG_FORMAT", ""))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -125,6 +131,11 @@ class Settings:
             self.outgoing_allow_list()
         except ValueError as err:
             return [str(err)]
+        if self.log_format.strip().lower() not in ("", *LOG_FORMATS):
+            return [f"OMS_LOG_FORMAT must be json or text, not {self.log_format[:40]!r}"]
+        if self.log_level.strip().upper() not in LOG_LEVELS:
+            levels = ", ".join(LOG_LEVELS)
+            return [f"OMS_LOG_LEVEL must be one of {levels}, not {self.log_level[:40]!r}"]
         if not api:
             for name, value in (
                 ("OMS_WORKER_METRICS_ADDRESS", self.worker_metrics_address),
