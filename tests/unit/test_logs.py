@@ -8,11 +8,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from temporalio.testing import ActivityEnvironment
 
 from oms import logs
 from workers.settings import Settings
@@ -244,3 +246,24 @@ def test_the_api_logs_method_path_status_and_duration_but_not_probes() -> None:
     assert line["method"] == "POST" and line["path"] == "/v1/orders"
     assert line["status"] == 201 and line["duration_ms"] == 12.3
     assert line["message"] == "POST /v1/orders 201 12.3 ms"
+
+
+async def test_a_plain_logger_inside_an_activity_carries_the_activity(json_lines: Lines) -> None:
+    """Loggers other than activity.logger (logging.getLogger in activities/reconcile.py)
+    get the running activity's context too."""
+
+    async def reconcile() -> None:
+        json_lines.logger.info("order reconciled")
+
+    env = ActivityEnvironment()
+    env.info = replace(
+        env.info,
+        activity_type="reconcile_order",
+        workflow_id="order-WEB-7-release-1",
+        workflow_type="FulfillmentWorkflow",
+        workflow_run_id="run-9",
+    )
+    await env.run(reconcile)
+    (line,) = json_lines.objects()
+    assert line["activity_type"] == "reconcile_order" and line["order_id"] == "WEB-7"
+    assert line["workflow_id"] == "order-WEB-7-release-1" and line["run_id"] == "run-9"
