@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import commands, configuration, fulfillment, keys, orders, query
+from api import commands, configuration, docs, fulfillment, keys, orders, query
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
@@ -187,6 +187,8 @@ def init_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(docs.DOCS_PATH, docs.docs_page)
+    app.router.add_get(docs.ASSET_ROUTE, docs.docs_asset)
     for table in ROUTE_TABLES:
         app.add_routes(table)
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.context import STORE
+from api.docs import PUBLIC_PATHS
 from api.errors import ApiError, Handler
 from store import Principal
 
 ROLES = ("webshop", "approver", "location", "ops", "admin")
-PUBLIC = {"/health", "/openapi.json", "/metrics"}
+# /docs and the files its page loads (api/docs.py) describe the API like /openapi.json
+PUBLIC = {"/health", "/openapi.json", "/metrics", *PUBLIC_PATHS}
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

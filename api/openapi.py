@@ -24,6 +24,7 @@ from api.configuration import (
     StockAdjustments,
     StockSnapshot,
 )
+from api.docs import ASSET_ROUTE, ASSETS, CONTENT_TYPES, DOCS_PATH
 from api.fulfillment import DEFAULT_LIMIT, MAX_LIMIT, WorkOrderList, WorkOrderOut
 from api.keys import ApiKeyInput, NewApiKey, Rotation
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
@@ -210,6 +211,9 @@ WORK_ORDERS = "/v1/locations/{location_id}/work-orders"
 PDF = {"type": "string", "format": "binary"}
 OBJECT: dict[str, Any] = {"type": "object"}
 TEXT = {"type": "string"}
+# /docs: an HTML page; its files (api/docs.py): a style sheet, scripts, icons
+HTML = {"type": "string"}
+DOCS_FILE = {"type": "string", "format": "binary"}
 
 
 def _command(body: type[BaseModel], result: type[BaseModel], required: bool) -> Operation:
@@ -370,12 +374,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/ready"): Operation(answers={200: Readiness, 503: Readiness}, errors=(), public=True),
     ("GET", "/openapi.json"): Operation(answers={200: {"type": "object"}}, errors=(), public=True),
     ("GET", "/metrics"): Operation(answers={200: TEXT}, errors=(), public=True),
+    ("GET", DOCS_PATH): Operation(answers={200: HTML}, errors=(), public=True),
+    ("GET", ASSET_ROUTE): Operation(answers={200: DOCS_FILE}, errors=(401, 404), public=True),
 }
 PUBLIC_HANDLERS = {
     "/health": "health",
     "/ready": "ready",
     "/openapi.json": "openapi",
     "/metrics": "metrics",
+    DOCS_PATH: "docs_page",
+    ASSET_ROUTE: "docs_asset",
 }
 
 # path parameters: what an id of each kind looks like (no leading dot: `.` and `..` are
@@ -390,6 +398,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "channel_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}$"},
     "reason": {"type": "string", "minLength": 1, "maxLength": 64},
+    "asset": {"type": "string", "enum": list(ASSETS)},
 }
 # a parameter not listed above (a route added since): any text of a path segment
 ANY_SEGMENT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -397,7 +406,11 @@ _PLACEHOLDER = re.compile(r"\{([^}/]+)\}")
 
 
 def _content(schema: Any, media: str = "application/json") -> dict[str, Any]:
-    if schema is PDF:
+    if schema is DOCS_FILE:
+        return {media: {"schema": schema} for media in sorted(set(CONTENT_TYPES.values()))}
+    if schema is HTML:
+        media = "text/html"
+    elif schema is PDF:
         media = "application/pdf"
     elif schema is TEXT:
         media = "text/plain"
