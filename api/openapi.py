@@ -375,7 +375,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/openapi.json"): Operation(answers={200: {"type": "object"}}, errors=(), public=True),
     ("GET", "/metrics"): Operation(answers={200: TEXT}, errors=(), public=True),
     ("GET", DOCS_PATH): Operation(answers={200: HTML}, errors=(), public=True),
-    ("GET", ASSET_ROUTE): Operation(answers={200: DOCS_FILE}, errors=(401, 404), public=True),
+    ("GET", ASSET_ROUTE): Operation(answers={200: DOCS_FILE}, errors=(400, 401, 404), public=True),
 }
 PUBLIC_HANDLERS = {
     "/health": "health",
