@@ -27,6 +27,7 @@ from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
 from store import Store
+from store.database import MIGRATIONS
 
 T = TypeVar("T")
 
@@ -151,13 +152,26 @@ async def bounded(awaitable: Awaitable[T], seconds: float) -> T:
 
 # -- the checks ---------------------------------------------------------------------------
 
+LATEST_MIGRATION = max(version for version, _, _ in MIGRATIONS)
+
+
+class SchemaBehind(Exception):
+    """The store's schema lacks migrations this code needs (a deploy that has not
+    migrated yet): requests touching the new columns would fail."""
+
 
 async def check_store(store: Store) -> None:
-    async def select_one() -> None:
+    async def applied_version() -> int:
         async with store.db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            found = await conn.execute(text("SELECT max(version) FROM schema_migrations"))
+            return int(found.scalar() or 0)
 
-    await bounded(select_one(), CHECK_SECONDS)
+    version = await bounded(applied_version(), CHECK_SECONDS)
+    if version < LATEST_MIGRATION:
+        raise SchemaBehind(
+            f"store schema at version {version}, this API needs {LATEST_MIGRATION}: run "
+            "`oms db upgrade` or start a worker or API of this release (they migrate at start)"
+        )
 
 
 async def check_temporal(client: Client) -> None:
