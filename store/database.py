@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -73,23 +73,26 @@ def _order_views(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN view_seq INTEGER")
 
 
+def _add_missing_columns(conn: Connection, table_name: str, names: Sequence[str]) -> Table:
+    """Add the named columns a table lacks, nullable and typed as the model declares them
+    (a step that runs again, or on a store that has some of them, adds only the rest)."""
+    table = Base.metadata.tables[table_name]
+    existing = {c["name"] for c in inspect(conn).get_columns(table_name)}
+    for name in names:
+        if name not in existing:
+            ddl = table.c[name].type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl}")
+    return table
+
+
 def _api_key_lifecycle(conn: Connection) -> None:
     # nullable columns, typed as the table declares them; keys from before get an id and
     # the time of this step as created_at (their last characters are not known)
-    table = Base.metadata.tables["api_keys"]
-    existing = {c["name"] for c in inspect(conn).get_columns("api_keys")}
-    for name in (
-        "key_id",
-        "created_at",
-        "created_by",
-        "last4",
-        "revoked_at",
-        "expires_at",
-        "replaced_by",
-    ):
-        if name not in existing:
-            ddl = table.c[name].type.compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE api_keys ADD COLUMN {name} {ddl}")
+    table = _add_missing_columns(
+        conn,
+        "api_keys",
+        ("key_id", "created_at", "created_by", "last4", "revoked_at", "expires_at", "replaced_by"),
+    )
     missing = conn.execute(select(table.c.key_hash).where(table.c.key_id.is_(None))).scalars()
     now = utcnow()
     for key_hash in list(missing):
@@ -109,19 +112,11 @@ def _receiver_secrets(conn: Connection) -> None:
 def _location_addresses(conn: Connection) -> None:
     # nullable columns, typed as the table declares them: locations from before have no
     # address and take their channel's document kinds
-    table = Base.metadata.tables["locations"]
-    existing = {c["name"] for c in inspect(conn).get_columns("locations")}
-    for name in (
-        "address_line1",
-        "address_line2",
-        "postal_code",
-        "city",
-        "country",
-        "document_kinds",
-    ):
-        if name not in existing:
-            ddl = table.c[name].type.compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE locations ADD COLUMN {name} {ddl}")
+    _add_missing_columns(
+        conn,
+        "locations",
+        ("address_line1", "address_line2", "postal_code", "city", "country", "document_kinds"),
+    )
 
 
 def new_key_id() -> str:
