@@ -8,6 +8,7 @@ import json
 from temporalio import activity
 
 from activities.partners import Sender
+from oms import ids
 from store import Store
 from store.receivers import approval_receiver
 from workflows.model import ApprovalNotice
@@ -36,6 +37,7 @@ class ApprovalActivities:
                 {
                     "type": f"approval_{notice.kind}",
                     "order_id": notice.order_id,
+                    "channel_order_id": ids.channel_order_id(notice.order_id),
                     "reason": approval.reason,
                     "rank": approval.rank,
                     "approvers": approval.approvers,

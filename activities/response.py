@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.partners import Sender
+from oms import ids
 from store import Store
 from store.receivers import callback_receiver
 from workflows.model import OrderResponseInput, OrderResponseResult
@@ -68,6 +69,7 @@ class ResponseActivities:
             message = {
                 "type": "order_response",
                 "order_id": input.order_id,
+                "channel_order_id": ids.channel_order_id(input.order_id),
                 "lines": [
                     {"line_id": k, "planned_ship_date": v.isoformat()}
                     for k, v in sorted(dates.items())

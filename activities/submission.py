@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.partners import Sender
+from oms import ids
 from store import Store
 from store.receivers import location_receiver
 from workflows.model import (
@@ -32,6 +33,7 @@ def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
         "type": "work_order",
         "work_order_id": plan.work_order_id,
         "order_id": order_id,
+        "channel_order_id": ids.channel_order_id(order_id),
         "location_id": plan.location_id,
         "shipment_key": plan.shipment_key,
         "line_ids": plan.line_ids,
@@ -111,6 +113,7 @@ class SubmissionActivities:
                     "type": "work_order_cancelled",
                     "work_order_id": plan.work_order_id,
                     "order_id": input.order_id,
+                    "channel_order_id": ids.channel_order_id(input.order_id),
                     "location_id": plan.location_id,
                     "shipment_key": plan.shipment_key,
                     "line_ids": plan.line_ids,
@@ -135,6 +138,7 @@ class SubmissionActivities:
                 "type": "work_order_cancelled",
                 "work_order_id": input.work_order_id,
                 "order_id": input.order_id,
+                "channel_order_id": ids.channel_order_id(input.order_id),
                 "location_id": input.location_id,
                 "shipment_key": input.shipment_key,
                 "line_ids": lines,

@@ -66,4 +66,6 @@ class DeliveryRequest(Delivery):
 
 
 class OrderRequest(OrderInput):
+    # the web shop's own id for the order, unique within its channel (oms/ids.py)
+    order_id: Identifier
     delivery: DeliveryRequest = Field(default_factory=DeliveryRequest)

@@ -50,7 +50,12 @@ from workflows.model import (
 class OrderAccepted(BaseModel):
     """A new order (201) or the same body sent again (200)."""
 
-    order_id: str
+    order_id: str = Field(
+        description="the OMS's id of the order: `{channel_order_id}@{sales_channel}` "
+        "(a plain id for orders placed before ids were scoped by channel)"
+    )
+    channel_order_id: str = Field(description="the id the channel gave the order")
+    sales_channel: str
     workflow_id: str
     run_id: str | None
     status: OrderStatus
@@ -58,6 +63,7 @@ class OrderAccepted(BaseModel):
 
 class OrderSummary(BaseModel):
     order_id: str
+    channel_order_id: str
     sales_channel: str
     customer_id: str
     status: OrderStatus
@@ -65,6 +71,10 @@ class OrderSummary(BaseModel):
     currency: str
     created_at: str
     updated_at: str
+
+
+class OrderAnswer(OrderView):
+    channel_order_id: str = Field(description="the id the channel gave the order")
 
 
 class OrderPage(BaseModel):
@@ -185,7 +195,8 @@ ERROR_TEXT = {
     401: "no API key, or an unknown, revoked or expired one",
     403: "the key's role may not do this",
     404: "not found (or not visible to this key)",
-    409: "the order, shipment or key is not in a state that allows this",
+    409: "the order, shipment or key is not in a state that allows this, or "
+    "(ambiguous_order_id) a channel's order id that names orders of several channels",
     413: "the body is larger than the API reads",
     422: "the body (or a reference in it) is invalid: `details` lists the fields",
     503: "a dependency (store, Temporal, a worker) is unavailable: retry after Retry-After",
@@ -249,7 +260,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ],
     ),
     ("GET", "/v1/orders/{order_id}"): Operation(
-        answers={200: OrderView},
+        answers={200: OrderAnswer},
+        errors=(400, 401, 403, 404, 409, 503),
         parameters=[
             query.enum_parameter(
                 "source",
@@ -390,10 +402,12 @@ PUBLIC_HANDLERS = {
 # not path segments a client can send)
 _ID = r"[A-Za-z0-9_:-][A-Za-z0-9._:-]"
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
-    "order_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}$"},
+    # the OMS's id (`{channel_order_id}@{channel}`) or the channel's own id
+    "order_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}(@{_ID}{{0,63}})?$"},
     "location_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}$"},
-    "shipment_key": {"type": "string", "pattern": f"^{_ID}{{0,199}}$"},
-    "document_id": {"type": "string", "pattern": f"^{_ID}{{0,199}}$"},
+    # made from the order id, `@` included
+    "shipment_key": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
+    "document_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
     "command_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1024}$"},
     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "channel_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}$"},

@@ -62,6 +62,7 @@ def render(stored: StoredView) -> str:
         view: dict[str, Any] = json.loads(stored.view)
     else:
         view = _created_view(stored).model_dump(mode="json")
+    view["channel_order_id"] = stored.order.channel_order_id
     view["events"] = [
         Event(seq=seq, at=at, type=kind, detail=detail).model_dump(mode="json")
         for seq, at, kind, detail in stored.events
@@ -119,7 +120,9 @@ async def _from_workflow(request: web.Request, row: OrderRow) -> web.Response:
         raise _no_answer() from err
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
         raise ApiError(409, "query_failed", f"the workflow could not answer: {err}") from err
-    return web.json_response(text=view.model_dump_json())
+    live = view.model_dump(mode="json")
+    live["channel_order_id"] = row.channel_order_id
+    return web.json_response(live)
 
 
 def _no_answer() -> DependencyUnavailable:

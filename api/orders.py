@@ -26,6 +26,7 @@ from api.context import SETTINGS, STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest
 from api.order_views import SOURCES, order_view_response
+from oms import ids
 from store import Principal
 from store.orders import OrderRow
 from workflows import search
@@ -54,21 +55,37 @@ def request_hash(order: OrderInput) -> str:
 
 
 async def _order_row(request: web.Request, principal: Principal) -> OrderRow:
-    order_id = request.match_info["order_id"]
+    """The order the path names, if the caller may see it: by its OMS id
+    (`{channel_order_id}@{channel}`), or by the id its channel gave it (a web shop's key
+    looks in its own channel; other callers anywhere, and are asked for the OMS id when
+    that id names orders of several channels)."""
+    reference = request.match_info["order_id"]
     store = request.app[STORE]
-    row = await store.orders.get(order_id)
-    hidden = (
-        row is None
-        or (principal.role == "webshop" and row.sales_channel != principal.identity)
-        or (
-            # approvers see the orders they are asked to approve
-            principal.role == "approver"
-            and not await store.orders.is_approver(order_id, principal.identity)
-        )
+    channel = principal.identity if principal.role == "webshop" else None
+    found = await store.orders.find(reference, channel)
+    candidates = [row for row in found if await _visible(request, principal, row)]
+    exact = [row for row in candidates if row.order_id == reference]
+    if exact:
+        return exact[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ApiError(404, "order_not_found", f"no order {reference}")
+    raise ApiError(
+        409,
+        "ambiguous_order_id",
+        f"orders of several channels have the id {reference}: name one by its order_id "
+        f"({', '.join(row.order_id for row in candidates)})",
     )
-    if hidden or row is None:
-        raise ApiError(404, "order_not_found", f"no order {order_id}")
-    return row
+
+
+async def _visible(request: web.Request, principal: Principal, row: OrderRow) -> bool:
+    if principal.role == "webshop":
+        return row.sales_channel == principal.identity
+    if principal.role == "approver":
+        # approvers see the orders they are asked to approve
+        return await request.app[STORE].orders.is_approver(row.order_id, principal.identity)
+    return True
 
 
 def _handle(request: web.Request, order_id: str) -> WorkflowHandle[Any, Any]:
@@ -110,9 +127,17 @@ async def create_order(request: web.Request) -> web.Response:
             ],
         )
     digest = request_hash(order)
-    workflow_id = order_workflow_id(order.order_id)
+    # order ids are unique per channel: the OMS's id names the channel, and an order the
+    # channel placed before ids were scoped keeps its plain id
+    earlier = await store.orders.find(order.order_id, order.sales_channel)
+    if earlier:
+        order_id = earlier[0].order_id
+    else:
+        order_id = ids.order_key(order.order_id, order.sales_channel)
+    workflow_id = order_workflow_id(order_id)
     created, row = await store.orders.create(
-        order_id=order.order_id,
+        order_id=order_id,
+        channel_order_id=order.order_id,
         sales_channel=order.sales_channel,
         customer_id=order.customer.id,
         total=order.total,
@@ -128,21 +153,13 @@ async def create_order(request: web.Request) -> web.Response:
     client = request.app[TEMPORAL]
     if not created and row.status != OrderStatus.CREATED.value:
         # the order is under way (or done, maybe purged from Temporal): never start again
-        return web.json_response(
-            {
-                "order_id": order.order_id,
-                "workflow_id": workflow_id,
-                "run_id": None,
-                "status": row.status,
-            },
-            status=200,
-        )
+        return web.json_response(_created(row, None, row.status), status=200)
     try:
         # The row is written first: if this process dies before the start, the client's
         # retry of the same body finds the row and starts the workflow here.
         handle = await client.start_workflow(
             OrderWorkflow.run,
-            OrderWorkflowInput.model_validate(order.model_dump()),
+            OrderWorkflowInput.model_validate({**order.model_dump(), "order_id": order_id}),
             id=workflow_id,
             task_queue=request.app[SETTINGS].task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -165,15 +182,18 @@ async def create_order(request: web.Request) -> web.Response:
     except WorkflowAlreadyStartedError as err:
         run_id = err.run_id
     status = row.status if not created else OrderStatus.CREATED.value
-    return web.json_response(
-        {
-            "order_id": order.order_id,
-            "workflow_id": workflow_id,
-            "run_id": run_id,
-            "status": status,
-        },
-        status=201 if created else 200,
-    )
+    return web.json_response(_created(row, run_id, status), status=201 if created else 200)
+
+
+def _created(row: OrderRow, run_id: str | None, status: str) -> dict[str, Any]:
+    return {
+        "order_id": row.order_id,
+        "channel_order_id": row.channel_order_id,
+        "sales_channel": row.sales_channel,
+        "workflow_id": row.workflow_id,
+        "run_id": run_id,
+        "status": status,
+    }
 
 
 @routes.get("/v1/orders")
@@ -198,6 +218,7 @@ async def list_orders(request: web.Request) -> web.Response:
             "orders": [
                 {
                     "order_id": r.order_id,
+                    "channel_order_id": r.channel_order_id,
                     "sales_channel": r.sales_channel,
                     "customer_id": r.customer_id,
                     "status": r.status,

@@ -119,6 +119,43 @@ def _location_addresses(conn: Connection) -> None:
     )
 
 
+# the columns migration 8 widens: order ids and the ids made from them
+_WIDENED = {
+    "orders": ("order_id", "workflow_id"),
+    "order_lines": ("order_id",),
+    "order_releases": ("order_id", "release_key"),
+    "shipments": ("order_id", "shipment_key", "release_key", "workflow_id"),
+    "work_orders": ("order_id", "work_order_id"),
+    "approvals": ("order_id",),
+    "documents": ("order_id", "document_id"),
+    "returns": ("order_id", "return_id"),
+    "order_events": ("order_id",),
+    "reservations": ("order_id", "reservation_id"),
+}
+
+
+def _channel_order_ids(conn: Connection) -> None:
+    # Order ids become `{channel_order_id}@{channel}` (oms/ids.py): longer columns
+    # (PostgreSQL checks lengths; SQLite does not), and the channel's own id in a column
+    # of its own, unique per channel. Orders from before keep their id, which is also
+    # their channel order id.
+    if conn.dialect.name == "postgresql":
+        for table_name, columns in _WIDENED.items():
+            table = Base.metadata.tables[table_name]
+            for name in columns:
+                ddl = table.c[name].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table_name} ALTER COLUMN {name} TYPE {ddl}")
+    table = _add_missing_columns(conn, "orders", ("channel_order_id",))
+    conn.execute(
+        table.update()
+        .where(table.c.channel_order_id.is_(None))
+        .values(channel_order_id=table.c.order_id)
+    )
+    for index in table.indexes:
+        if index.name in ("ux_orders_channel_order_id", "ix_orders_channel_order_id"):
+            index.create(conn, checkfirst=True)
+
+
 def new_key_id() -> str:
     """The public id of an API key (random: it says nothing about the key)."""
     return "key_" + secrets.token_hex(8)
@@ -132,6 +169,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "API key lifecycle: ids, creation, revocation, rotation", _api_key_lifecycle),
     (6, "a secret per receiver of outgoing messages", _receiver_secrets),
     (7, "location postal addresses and document kinds", _location_addresses),
+    (8, "order ids unique per sales channel", _channel_order_ids),
 ]
 
 

@@ -30,6 +30,9 @@ class OrderRow:
     workflow_id: str
     created_at: datetime
     updated_at: datetime
+    # the id the channel gave the order (order_id is `{channel_order_id}@{channel}`, or
+    # the same as this for an order from before ids were scoped by channel)
+    channel_order_id: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class OrderRepository:
         request_hash: str,
         workflow_id: str,
         lines: list[tuple[str, str, int, Decimal]],
+        channel_order_id: str | None = None,
     ) -> tuple[bool, OrderRow]:
         """Insert the order unless it exists. Returns (created, row)."""
         now = utcnow()
@@ -82,6 +86,7 @@ class OrderRepository:
                 self.db.insert(Order)
                 .values(
                     order_id=order_id,
+                    channel_order_id=channel_order_id or order_id,
                     sales_channel=sales_channel,
                     customer_id=customer_id,
                     status="CREATED",
@@ -115,6 +120,20 @@ class OrderRepository:
         async with self.db.sessions() as session:
             row = await session.get(Order, order_id)
             return _order(row) if row else None
+
+    async def find(self, reference: str, sales_channel: str | None = None) -> list[OrderRow]:
+        """The orders a caller may mean by `reference`: an OMS order id, or the id a
+        channel gave its order (within `sales_channel` when given, else in any channel).
+        At most one within a channel; several across channels (the caller then has to
+        name the channel)."""
+        query = select(Order).where(
+            or_(Order.order_id == reference, Order.channel_order_id == reference)
+        )
+        if sales_channel is not None:
+            query = query.where(Order.sales_channel == sales_channel)
+        async with self.db.sessions() as session:
+            rows = await session.execute(query.order_by(Order.order_id).limit(50))
+            return [_order(r) for r in rows.scalars()]
 
     async def search(
         self,
@@ -379,4 +398,5 @@ def _order(row: Order) -> OrderRow:
         row.workflow_id,
         row.created_at,
         row.updated_at,
+        row.channel_order_id or row.order_id,
     )

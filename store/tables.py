@@ -41,6 +41,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+# Order ids are `{channel_order_id}@{channel}` (oms/ids.py, migration 8): up to 129
+# characters; ids made from an order id (work orders, shipments, reservations) get room
+# for their suffixes.
+ORDER_ID = 200
+DERIVED_ID = 400
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {
         dict[str, Any]: JSON,
@@ -136,8 +143,8 @@ class InventoryAdjustment(Base):
 
 class Reservation(Base):
     __tablename__ = "reservations"
-    reservation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    reservation_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     line_id: Mapped[str] = mapped_column(String(64))
     location_id: Mapped[str] = mapped_column(String(64))
     sku: Mapped[str] = mapped_column(String(64))
@@ -164,14 +171,14 @@ class RoutingFence(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), primary_key=True)
     sales_channel: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
     total: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3))
     request_hash: Mapped[str] = mapped_column(String(64))
-    workflow_id: Mapped[str] = mapped_column(String(100))
+    workflow_id: Mapped[str] = mapped_column(String(DERIVED_ID))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # added by migration 4: the whole order view (JSON, without its events: those are in
@@ -180,11 +187,18 @@ class Order(Base):
     # Deferred: lists never load the view.
     view: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
     view_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # added by migration 8: the id the channel gave the order, unique per channel (for
+    # orders from before, their order_id)
+    channel_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (
+        Index("ux_orders_channel_order_id", "sales_channel", "channel_order_id", unique=True),
+        Index("ix_orders_channel_order_id", "channel_order_id"),
+    )
 
 
 class OrderLine(Base):
     __tablename__ = "order_lines"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), primary_key=True)
     line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
@@ -196,9 +210,9 @@ class OrderLine(Base):
 
 class OrderRelease(Base):
     __tablename__ = "order_releases"
-    release_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    release_key: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
     line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     location_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
@@ -209,12 +223,12 @@ class OrderRelease(Base):
 
 class Shipment(Base):
     __tablename__ = "shipments"
-    shipment_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    shipment_key: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
     line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    release_key: Mapped[str] = mapped_column(String(200))
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    release_key: Mapped[str] = mapped_column(String(DERIVED_ID))
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     location_id: Mapped[str] = mapped_column(String(64), index=True)
-    workflow_id: Mapped[str] = mapped_column(String(200))
+    workflow_id: Mapped[str] = mapped_column(String(DERIVED_ID))
     released_quantity: Mapped[int] = mapped_column(Integer)
     picked_quantity: Mapped[int] = mapped_column(Integer, default=0)
     # shipped quantity: 0 until the units ship
@@ -227,8 +241,8 @@ class Shipment(Base):
 
 class WorkOrder(Base):
     __tablename__ = "work_orders"
-    work_order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    work_order_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     location_id: Mapped[str] = mapped_column(String(64), index=True)
     line_ids: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(16))
@@ -237,7 +251,7 @@ class WorkOrder(Base):
 
 class Approval(Base):
     __tablename__ = "approvals"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), primary_key=True)
     reason: Mapped[str] = mapped_column(String(64), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer)
     approvers: Mapped[list[Any]]
@@ -249,8 +263,8 @@ class Approval(Base):
 
 class Document(Base):
     __tablename__ = "documents"
-    document_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    document_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     location_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     content: Mapped[bytes] = mapped_column(LargeBinary)
@@ -259,8 +273,8 @@ class Document(Base):
 
 class Return(Base):
     __tablename__ = "returns"
-    return_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    return_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     type: Mapped[str] = mapped_column(String(16))
     lines: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(16))
@@ -270,7 +284,7 @@ class Return(Base):
 
 class OrderEvent(Base):
     __tablename__ = "order_events"
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(64))

@@ -96,6 +96,9 @@ MAX_ORDER_TOTAL = Decimal("1000000000000")  # the store keeps 14 digits, 2 decim
 PositiveQty = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+# An order's OMS id, `{channel_order_id}@{channel}` (oms/ids.py) or a plain id from before;
+# the API checks the channel's part is an identifier
+OrderId = Annotated[str, Field(min_length=1, max_length=200)]
 # the most lines one message (cancel, pick report, assignments) may name: an order's maximum
 MAX_MESSAGE_LINES = 500
 
@@ -148,9 +151,10 @@ class Delivery(_Strict):
 
 
 class OrderInput(_Strict):
-    """The order body a web shop posts; also the OrderWorkflow input."""
+    """The order body a web shop posts; also the OrderWorkflow input, where order_id is
+    the OMS's id of the order (`{channel_order_id}@{channel}`)."""
 
-    order_id: Identifier
+    order_id: OrderId
     sales_channel: Identifier
     customer: Customer
     ship_to: Address

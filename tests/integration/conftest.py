@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import init_app
+from oms.ids import order_key
 from oms.targets import LOOPBACK
 from store import Store
 from workers.main import build_worker
@@ -124,7 +125,9 @@ class Stack:
             "POST", "/v1/orders", key=key or body["sales_channel"], json=body
         )
         assert status == 201, answer
-        return str(body["order_id"])
+        # the OMS's id of the order: `{the channel's id}@{channel}` (oms/ids.py)
+        assert answer["order_id"] == order_key(body["order_id"], body["sales_channel"])
+        return str(answer["order_id"])
 
     async def order(self, order_id: str) -> dict[str, Any]:
         status, body = await self.call("GET", f"/v1/orders/{order_id}", key="ops")

@@ -10,6 +10,7 @@ import socket
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from click.testing import CliRunner, Result
 
@@ -152,12 +153,13 @@ async def test_held_orders_shown_resumed_and_cancelled(stack: Stack, tmp_path: P
     ).stdout
     assert "status    ON_HOLD" in shown
     assert "held      payment is not authorized" in shown
-    assert f"http://ui.test:8233/namespaces/default/workflows/order-{unpaid}" in shown
+    workflow_path = quote("order-" + unpaid, safe="")
+    assert f"http://ui.test:8233/namespaces/default/workflows/{workflow_path}" in shown
     assert "status_on_hold" in shown or "ON_HOLD" in shown.split("Last events")[1]
     view = json.loads(ok(await oms(stack, "orders", "show", waiting, "--json", key="ops")).stdout)
     assert view["status"] == "NOT_ANNOUNCED"
     assert view["temporal_ui_url"] == (
-        f"http://localhost:8233/namespaces/default/workflows/order-{waiting}"
+        f"http://localhost:8233/namespaces/default/workflows/{quote('order-' + waiting, safe='')}"
     )
 
     # stock arrives (loaded by the CLI), the operator resumes: the order is routed there
