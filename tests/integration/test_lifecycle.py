@@ -60,7 +60,7 @@ async def test_repeated_post_is_idempotent_and_a_different_body_conflicts(stack:
     status, again = await stack.call("POST", "/v1/orders", key="web", json=body)
     assert status == 200
     assert again["order_id"] == order_id and again["workflow_id"] == f"order-{order_id}"
-    changed = order_body(order_id=order_id, quantity=3)
+    changed = order_body(order_id=body["order_id"], quantity=3)
     status, err = await stack.call("POST", "/v1/orders", key="web", json=changed)
     assert status == 409 and err["error"]["code"] == "order_conflict"
 

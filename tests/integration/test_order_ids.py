@@ -44,14 +44,14 @@ async def test_two_channels_may_use_the_same_order_id(stack: Stack) -> None:
         # and never the other channel's, even by its OMS id
         other = "b2b" if key == "web" else "web"
         status, body = await stack.call("GET", f"/v1/orders/{shop_id}@{other}", key=key)
-        assert (status, body["code"]) == (404, "order_not_found")
+        assert (status, body["error"]["code"]) == (404, "order_not_found")
     # both run, each as its own workflow
     for answer in (web, b2b):
         await stack.client.get_workflow_handle(str(answer["workflow_id"])).describe()
     # operations see both: the channel's id alone names two orders
     status, body = await stack.call("GET", f"/v1/orders/{shop_id}", key="ops")
-    assert (status, body["code"]) == (409, "ambiguous_order_id"), body
-    assert f"{shop_id}@web" in body["message"] and f"{shop_id}@b2b" in body["message"]
+    assert (status, body["error"]["code"]) == (409, "ambiguous_order_id"), body
+    assert f"{shop_id}@web" in body["error"]["message"] and f"{shop_id}@b2b" in body["error"]["message"]
     status, view = await stack.call("GET", f"/v1/orders/{shop_id}@b2b", key="ops")
     assert status == 200 and view["customer_id"] == "C-B2B", view
     status, listed = await stack.call("GET", "/v1/orders?customer_id=C-WEB&limit=500", key="ops")
@@ -71,7 +71,7 @@ async def test_a_duplicate_answers_within_its_own_channel_only(stack: Stack) -> 
     # another body under the same id in the same channel: a conflict
     changed = {**body, "customer": {"id": "C-OTHER"}}
     status, answer = await stack.call("POST", "/v1/orders", key="web", json=changed)
-    assert (status, answer["code"]) == (409, "order_conflict"), answer
+    assert (status, answer["error"]["code"]) == (409, "order_conflict"), answer
     # another channel's order with that id is its own order: a 201 that tells it nothing
     other = {**changed, "sales_channel": "b2b"}
     status, answer = await stack.call("POST", "/v1/orders", key="b2b", json=other)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import init_app
+from oms.ids import order_key
 from store import Store
 from tests.conftest import temporal_cli
 from tests.integration.conftest import KEYS, POSTGRES_URL, Stack, _postgres_database, order_body
@@ -249,7 +250,7 @@ async def test_no_worker_answers_503_no_worker(stack: Stack) -> None:
     settings = replace(stack.settings, task_queue=f"oms-nobody-{uuid.uuid4().hex[:8]}")
     http = await serve(init_app(settings, store=stack.store, client=stack.client))
     body = order_body()
-    order_id = body["order_id"]
+    order_id = order_key(body["order_id"], "web")
     try:
         status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
         assert status == 201, created  # a start needs no worker: it runs when one comes
@@ -289,7 +290,7 @@ async def test_command_without_answer_is_202_with_a_command_to_look_up(stack: St
     http = await serve(init_app(settings, store=stack.store, client=stack.client))
     try:
         body = order_body()
-        order_id = body["order_id"]
+        order_id = order_key(body["order_id"], "web")
         async with stack.worker(settings.task_queue):
             status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
             assert status == 201, created

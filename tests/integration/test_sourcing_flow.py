@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from oms import webhooks
+from oms.ids import order_key
 from tests.integration.conftest import Stack, order_body, unique_sku
 
 
@@ -32,7 +33,9 @@ async def test_twenty_orders_race_for_five_units(stack: Stack) -> None:
     active = [
         r
         for b in bodies
-        for r in await stack.store.inventory.reservations_for_order(b["order_id"])
+        for r in await stack.store.inventory.reservations_for_order(
+            order_key(b["order_id"], channel)
+        )
         if r.status == "ACTIVE"
     ]
     assert sum(r.quantity for r in active) == 5
