@@ -24,7 +24,7 @@ from aiohttp.resolver import ThreadedResolver
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
-from oms import webhooks
+from oms import tracing, webhooks
 from oms.targets import AllowList, refused_addresses, refused_url
 from store import Store
 
@@ -86,7 +86,9 @@ async def post(
         raise forbidden(who, why)
     connector = aiohttp.TCPConnector(resolver=_GuardedResolver(allow), use_dns_cache=False)
     try:
-        async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as http:
+        async with aiohttp.ClientSession(
+            timeout=TIMEOUT, connector=connector, trace_configs=tracing.client_trace_configs(who)
+        ) as http:
             async with http.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 if resp.status < 300:
                     return

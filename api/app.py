@@ -25,6 +25,7 @@ from api.dependencies import (
 from api.errors import Handler, error_middleware
 from api.metrics import METRICS, ApiMetrics, exposition, metrics_middleware
 from api.openapi import openapi_document
+from oms import tracing
 from store import Store
 from workers.client import connect, open_store_with_retry, with_backoff
 from workers.seed import API_KEYS as DEMO_API_KEYS
@@ -125,6 +126,7 @@ def init_app(
     """Build the app. Store and client are opened here unless given (tests share theirs)."""
     app = web.Application(
         middlewares=[
+            *tracing.api_middlewares(),
             metrics_middleware,
             error_middleware,
             input_middleware,

@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from api.app import StartupRefused, init_app
-from oms import logs
+from oms import logs, tracing
 from workers.settings import Settings, check_or_exit
 
 log = logging.getLogger("oms.api")
@@ -18,6 +18,7 @@ def main() -> None:
     settings = Settings()
     logs.configure(settings)
     check_or_exit(settings, api=True, log=log)
+    tracing.configure(settings, tracing.API_SERVICE)
     try:
         web.run_app(
             init_app(settings),
@@ -29,6 +30,8 @@ def main() -> None:
     except StartupRefused as refused:
         log.error("refusing to start (OMS_ENV=%s): %s", settings.env, refused)
         sys.exit(2)
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

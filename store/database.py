@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from oms import tracing
 from store.tables import Base, SchemaMigration
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class Database:
                 connect_args=connect_args,
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        tracing.instrument_engine(self.engine)  # a span per statement when tracing is on
         if self.is_sqlite:
             self._configure_sqlite()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
+from oms import tracing
 from store import Store
 from store.database import Database
 from workers.settings import Settings
@@ -36,7 +37,9 @@ async def connect(
     """A client for the settings' namespace. `lazy` connects on first use (each call
     fails fast while Temporal is unreachable, and works once it is back); `for_api`
     retries an unavailable Temporal for a short while only. `runtime`: the SDK runtime
-    (the worker's exports its metrics); None is the SDK's default."""
+    (the worker's exports its metrics); None is the SDK's default. With tracing on
+    (oms/tracing.py) the client, and the workers built on it, carry the SDK's tracing
+    interceptor."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -44,6 +47,7 @@ async def connect(
         lazy=lazy,
         retry_config=API_RETRY if for_api else None,
         runtime=runtime,
+        interceptors=tracing.client_interceptors(),
     )
 
 

@@ -17,7 +17,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import all_activities, metrics
-from oms import logs
+from oms import logs, tracing
 from store import Store
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
@@ -26,10 +26,11 @@ from workers.settings import Settings, check_or_exit, host_port
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconcile import ReconcileReservationsWorkflow
+from workflows.returns import ReturnWorkflow
 
 log = logging.getLogger("oms.worker")
 
-WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ReconcileReservationsWorkflow]
+WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ReturnWorkflow, ReconcileReservationsWorkflow]
 
 
 def build_worker(
@@ -157,6 +158,7 @@ def main() -> None:
     settings = Settings()
     logs.configure(settings)
     check_or_exit(settings, api=False, log=log)
+    tracing.configure(settings, tracing.WORKER_SERVICE)
     stop = asyncio.Event()
 
     async def run() -> None:
@@ -165,7 +167,10 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        tracing.shutdown()  # the spans still queued (os._exit skips exit handlers)
     # the worker has shut down cleanly; leave without the interpreter's teardown, which
     # can crash (SIGSEGV) while the SDK's native threads still wind down their
     # connections to an unreachable Temporal, turning a clean stop into exit code -11

@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from oms.targets import LOOPBACK, AllowList
 
@@ -104,6 +105,9 @@ class Settings:
     # production, `text` otherwise; and the lowest level written
     log_format: str = field(default_factory=lambda: _env("LOG_FORMAT", ""))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+    # traces (oms/tracing.py): the OTLP/HTTP collector's base URL (http://host:4318); empty:
+    # the standard OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing at all
+    otel_endpoint: str = field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -136,6 +140,9 @@ class Settings:
         if self.log_level.strip().upper() not in LOG_LEVELS:
             levels = ", ".join(LOG_LEVELS)
             return [f"OMS_LOG_LEVEL must be one of {levels}, not {self.log_level[:40]!r}"]
+        otel = endpoint_problem(self.otel_endpoint)
+        if otel:
+            return [f"OMS_OTEL_EXPORTER_OTLP_ENDPOINT {otel}"]
         if not api:
             for name, value in (
                 ("OMS_WORKER_METRICS_ADDRESS", self.worker_metrics_address),
@@ -156,6 +163,20 @@ class Settings:
             if key:
                 problems.append(f"OMS_BOOTSTRAP_ADMIN_KEY {key}")
         return problems
+
+
+def endpoint_problem(value: str) -> str | None:
+    """Why `value` cannot be an OTLP/HTTP endpoint, or None (empty is fine: no traces)."""
+    if not value.strip():
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
+        return f"must be an http(s) URL such as http://collector:4318, not {value[:80]!r}"
+    return None
 
 
 def host_port(address: str) -> tuple[str, int] | None:
