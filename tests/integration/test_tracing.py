@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from api.app import init_app
 from oms import tracing
@@ -29,7 +31,7 @@ from oms.targets import LOOPBACK
 from store import Store
 from tests.integration.conftest import WAIT_SECONDS, Stack, order_body, unique_sku
 from workers.client import connect
-from workers.main import build_worker
+from workers.main import WORKFLOWS, build_worker
 from workers.seed import seed_demo
 from workers.settings import Settings
 
@@ -203,6 +205,20 @@ async def test_one_order_is_one_trace_from_the_api_to_the_webhook(
     assert len(handled) == 1, sorted(s.name for s in spans if s.context.trace_id == trace_id)
     assert (handled[0].attributes or {}).get("oms.order_id") == order_id
     assert [link.context.span_id for link in handled[0].links] == [start[0].context.span_id]
+
+    # the traced history replays with the interceptor, and a replay writes no spans again
+    handle = stack.client.get_workflow_handle(f"order-{order_id}")
+    await asyncio.wait_for(handle.result(), WAIT_SECONDS)  # cancelled: the workflow ends
+    history = await handle.fetch_history()
+    before = len(traced.spans.get_finished_spans())
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        interceptors=tracing.client_interceptors(),
+    )
+    await replayer.replay_workflow(history)
+    again = [s.name for s in traced.spans.get_finished_spans()[before:]]
+    assert again == []
 
 
 async def test_spans_reach_the_configured_otlp_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
