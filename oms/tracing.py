@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ TEMPORAL_WORKFLOW_ID = "temporalWorkflowID"
 # the API's requests not worth a trace: probes and scrapes (as for the access log)
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _ORDER_ROUTE_PREFIXES = ("/v1/orders",)
+# how long a stopping process waits for the collector to take its last spans
+SHUTDOWN_SECONDS = 3.0
 
 _provider: TracerProvider | None = None
 
@@ -97,7 +100,8 @@ def new_provider(service: str) -> TracerProvider:
     # is active (the interceptor's workflow spans), where the sandbox intercepts imports
     from oms.logs import order_id_from_workflow_id
 
-    chosen = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    # shut down by shutdown(), bounded: not by an exit handler that could hang the exit
+    chosen = TracerProvider(resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False)
     chosen.add_span_processor(OrderIdSpanProcessor(order_id_from_workflow_id))
     return chosen
 
@@ -125,12 +129,17 @@ def configure(
     return chosen
 
 
-def shutdown() -> None:
-    """Send the spans still queued (the processes leave without the interpreter's exit
-    handlers) and stop tracing."""
+def shutdown(timeout: float = SHUTDOWN_SECONDS) -> None:
+    """Send the spans still queued and stop tracing; a collector that does not answer
+    delays the process's exit by at most `timeout` seconds (its spans are lost)."""
     chosen = install(None)
-    if chosen is not None:
-        chosen.shutdown()
+    if chosen is None:
+        return
+    sender = threading.Thread(target=chosen.shutdown, name="oms-traces-shutdown", daemon=True)
+    sender.start()
+    sender.join(timeout)
+    if sender.is_alive():
+        log.warning("traces: the collector did not take the last spans within %.0f s", timeout)
 
 
 def tracer(name: str = INSTRUMENTATION) -> trace.Tracer | None:
