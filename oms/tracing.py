@@ -13,7 +13,7 @@ middleware, no listeners on the engine.
 Every span that concerns one order carries its id as `oms.order_id`: the API's span of
 an order route, the Temporal spans (derived from the workflow id `order-<id>`, also for
 a release's `order-<id>-release-<n>`), and the webhook call. This module imports nothing
-of Temporal at import time (the store uses it and stays free of Temporal).
+of Temporal or aiohttp at import time (the store uses it and stays free of both).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract
@@ -35,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
     import aiohttp
+    from aiohttp import web
     from sqlalchemy.ext.asyncio import AsyncEngine
     from temporalio.client import Interceptor
 
@@ -204,6 +204,8 @@ def api_middlewares() -> list[Callable[..., Any]]:
     chosen = tracer("oms.api")
     if chosen is None:
         return []
+    from aiohttp import web
+
     request_tracer = chosen
 
     @web.middleware
