@@ -19,15 +19,13 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 from temporalio.client import Client, RPCError
 from temporalio.service import RPCStatusCode
 
-from store import Store
-from store.database import MIGRATIONS
+from store import Store, migrations
 
 T = TypeVar("T")
 
@@ -152,25 +150,24 @@ async def bounded(awaitable: Awaitable[T], seconds: float) -> T:
 
 # -- the checks ---------------------------------------------------------------------------
 
-LATEST_MIGRATION = max(version for version, _, _ in MIGRATIONS)
+# the store's Alembic revision this code needs (store/migrations/versions/)
+HEAD_REVISION = migrations.head()
 
 
 class SchemaBehind(Exception):
-    """The store's schema lacks migrations this code needs (a deploy that has not
+    """The store's schema lacks revisions this code needs (a deploy that has not
     migrated yet): requests touching the new columns would fail."""
 
 
 async def check_store(store: Store) -> None:
-    async def applied_version() -> int:
-        async with store.db.engine.connect() as conn:
-            found = await conn.execute(text("SELECT max(version) FROM schema_migrations"))
-            return int(found.scalar() or 0)
-
-    version = await bounded(applied_version(), CHECK_SECONDS)
-    if version < LATEST_MIGRATION:
+    """The store answers and its schema is at this release's revision, or at a newer
+    release's (whose revisions only add to it)."""
+    schema = await bounded(store.db.schema_state(), CHECK_SECONDS)
+    if schema.behind:
         raise SchemaBehind(
-            f"store schema at version {version}, this API needs {LATEST_MIGRATION}: run "
-            "`oms db upgrade` or start a worker or API of this release (they migrate at start)"
+            f"store schema at {schema.describe()}, this API needs revision {schema.head}: run "
+            "`oms db upgrade` or start a worker or API of this release (they migrate at start "
+            "unless OMS_MIGRATE_ON_START=0)"
         )
 
 

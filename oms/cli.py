@@ -15,16 +15,22 @@ import csv
 import io
 import json
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import click
+
+if TYPE_CHECKING:
+    from store.database import Database
+
+T = TypeVar("T")
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 DEFAULT_TEMPORAL_UI_URL = "http://localhost:8233"
@@ -222,48 +228,141 @@ def db() -> None:
     """The store's schema (straight to the database, not through the API)."""
 
 
-@db.command("upgrade")
-@click.option(
-    "--database-url",
-    envvar="OMS_DATABASE_URL",
-    help="The store (env OMS_DATABASE_URL; default: the worker's SQLite file in OMS_DATA_DIR).",
-)
-@json_option
-@pass_context
-def db_upgrade(obj: Context, database_url: str | None) -> None:
-    """Apply the store's pending migrations.
+def _database_option(func: Any) -> Any:
+    return click.option(
+        "--database-url",
+        envvar="OMS_DATABASE_URL",
+        help="The store (env OMS_DATABASE_URL; default: the worker's SQLite file in OMS_DATA_DIR).",
+    )(func)
 
-    Runs the store's own migration runner (store/database.py, the one the worker and the API
-    run at start; Alembic revisions are not there yet). Safe to run while the OMS runs:
-    PostgreSQL migrators take turns under an advisory lock."""
-    from store.database import MIGRATIONS, Database
+
+def _on_store(url: str | None, work: Callable[[Database], Awaitable[T]], what: str) -> T:
+    """Run `work` on the store at `url` (default: the worker's), failing as the CLI does."""
+    from store.database import Database as Store
     from workers.settings import Settings
 
-    url = database_url or Settings().resolved_database_url()
-
-    async def upgrade() -> list[int]:
-        database = Database(url)
+    async def run() -> T:
+        database = Store(url or Settings().resolved_database_url())
         try:
-            return await database.migrate()
+            return await work(database)
         finally:
             await database.dispose()
 
     try:
-        applied = asyncio.run(upgrade())
+        return asyncio.run(run())
     except (OSError, TimeoutError) as err:
         raise CliFailure(f"the store is unreachable ({err})", EXIT_UNREACHABLE) from err
-    except Exception as err:  # the driver's own errors (asyncpg, sqlite3, SQLAlchemy)
-        raise CliFailure(f"migrating the store failed: {err}", EXIT_API_ERROR) from err
-    names = {version: name for version, name, _ in MIGRATIONS}
-    latest = max(names)
+    except Exception as err:  # the driver's own errors (asyncpg, sqlite3, SQLAlchemy, Alembic)
+        raise CliFailure(f"{what} failed: {err}", EXIT_API_ERROR) from err
+
+
+@db.command("upgrade")
+@_database_option
+@json_option
+@pass_context
+def db_upgrade(obj: Context, database_url: str | None) -> None:
+    """Bring the store's schema to this release's Alembic revision.
+
+    The same upgrade the worker and the API run at start (unless OMS_MIGRATE_ON_START=0):
+    a store from before Alembic first gets its old runner's missing steps and is stamped
+    at revision 0001, its tables kept. Safe to run while the OMS runs: PostgreSQL
+    migrators take turns under an advisory lock."""
+    done = _on_store(database_url, lambda database: database.migrate(), "migrating the store")
     if obj.json:
-        _echo_json({"applied": [{"version": v, "name": names[v]} for v in applied], "at": latest})
+        _echo_json(
+            {
+                "legacy": [{"version": v, "name": n} for v, n in done.legacy],
+                "stamped": done.stamped,
+                "applied": [{"revision": r, "name": n} for r, n in done.applied],
+                "at": done.revision,
+                "head": done.head,
+                "ahead": done.ahead,
+            }
+        )
         return
-    for version in applied:
-        click.echo(f"applied migration {version}: {names[version]}")
+    for version, name in done.legacy:
+        click.echo(f"applied migration {version} (from before Alembic): {name}")
+    if done.stamped:
+        click.echo(f"stamped revision {done.stamped}: a store from before Alembic, kept as it is")
+    for revision, name in done.applied:
+        click.echo(f"applied revision {revision}: {name}")
+    if done.ahead:
+        click.echo(
+            f"store at revision {done.revision}, newer than this release's {done.head} "
+            "(a newer release migrated it): nothing to apply"
+        )
+        return
+    changed = done.legacy or done.stamped or done.applied
     click.echo(
-        f"store at migration {latest}" + ("" if applied else " (up to date, nothing to apply)")
+        f"store at revision {done.revision}"
+        + ("" if changed else " (up to date, nothing to apply)")
     )
+
+
+@db.command("current")
+@_database_option
+@json_option
+@pass_context
+def db_current(obj: Context, database_url: str | None) -> None:
+    """Show the store's schema revision and this release's (changes nothing)."""
+    schema = _on_store(
+        database_url, lambda database: database.schema_state(), "reading the store's revision"
+    )
+    if obj.json:
+        _echo_json(
+            {
+                "revision": schema.revision,
+                "legacy_version": schema.legacy_version,
+                "head": schema.head,
+                "behind": schema.behind,
+                "ahead": schema.ahead,
+            }
+        )
+        return
+    if schema.ahead:
+        verdict = f"newer than this release's {schema.head}"
+    elif schema.behind:
+        verdict = f"behind this release's {schema.head}: run `oms db upgrade`"
+    else:
+        verdict = "this release's head"
+    click.echo(f"store at {schema.describe()}: {verdict}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the change is (the file's name).")
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Write the operations that turn the revisions' schema into the models' "
+    "(store/tables.py); without it the revision is empty, for data migrations.",
+)
+@click.option(
+    "--against",
+    "against_url",
+    help="The database to compare the models with, at head (default: a scratch SQLite "
+    "file upgraded to head, so the difference is exactly the models' new parts).",
+)
+def db_revision(message: str, autogenerate: bool, against_url: str | None) -> None:
+    """Write a new Alembic revision into store/migrations/versions/ (for developers).
+
+    Review the file (autogenerate misses renames and data changes), run `oms db upgrade`
+    on a development store, and commit it with the model change."""
+    from store import migrations
+
+    async def write(database: Database) -> str | None:
+        await database.migrate()
+        async with database.engine.begin() as conn:
+            return await conn.run_sync(
+                lambda c: migrations.new_revision(c, message, autogenerate=autogenerate)
+            )
+
+    with tempfile.TemporaryDirectory(prefix="oms-revision-") as scratch:
+        url = against_url or f"sqlite+aiosqlite:///{Path(scratch) / 'scratch.db'}"
+        path = _on_store(url, write, "writing the revision")
+    if path is None:
+        click.echo("nothing to write: the models and the revisions agree")
+        return
+    click.echo(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- keys

@@ -22,9 +22,12 @@ class Store:
         self.fulfillment = FulfillmentRepository(db)
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """The store at `url`, its schema first brought to this release's revision
+        (store/migrations) unless `migrate` is false."""
         db = Database(url)
-        await db.migrate()
+        if migrate:
+            await db.migrate()
         return cls(db)
 
     async def close(self) -> None:

@@ -41,7 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-# Order ids are `{channel_order_id}@{channel}` (oms/ids.py, migration 8): up to 129
+# Order ids are `{channel_order_id}@{channel}` (oms/ids.py, legacy migration 8): up to 129
 # characters; ids made from an order id (work orders, shipments, reservations) get room
 # for their suffixes.
 ORDER_ID = 200
@@ -55,13 +55,6 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         Decimal: Numeric(14, 2),
     }
-
-
-class SchemaMigration(Base):
-    __tablename__ = "schema_migrations"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    applied_at: Mapped[datetime]
 
 
 class Location(Base):

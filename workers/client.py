@@ -118,15 +118,26 @@ async def open_store_with_retry(
     command_timeout: float | None = None,
     pool_timeout: float = 30.0,
 ) -> Store:
-    """Open the store (and apply its migrations), waiting while it is unreachable.
-    The timeouts are for the store returned; migrations run without a command timeout
-    (a schema change on a large table may take longer than any request should)."""
+    """Open the store (and bring its schema to this release's revision unless
+    OMS_MIGRATE_ON_START=0), waiting while it is unreachable. The timeouts are for the
+    store returned; migrations run without a command timeout (a schema change on a large
+    table may take longer than any request should)."""
     url = settings.resolved_database_url()
 
     async def migrate() -> None:
         migrator = Database(url, connect_timeout=connect_timeout)
         try:
-            await migrator.migrate()
+            if settings.migrates_on_start:
+                await migrator.migrate()
+                return
+            schema = await migrator.schema_state()
+            if schema.behind:
+                log.warning(
+                    "store schema at %s, this release needs revision %s; not migrating "
+                    "(OMS_MIGRATE_ON_START=0): run `oms db upgrade`",
+                    schema.describe(),
+                    schema.head,
+                )
         finally:
             await migrator.dispose()
 

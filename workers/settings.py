@@ -42,6 +42,8 @@ ENVIRONMENTS = ("development", "production")
 GENERATE = "generate one with `openssl rand -hex 32`"
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FLAG_ON = ("1", "true", "yes", "on")
+FLAG_OFF = ("0", "false", "no", "off")
 
 
 DEV_WEBHOOK_SECRET = "dev-secret"
@@ -91,6 +93,9 @@ class Settings:
     connect_backoff_max_seconds: float = field(
         default_factory=lambda: float(_env("CONNECT_BACKOFF_MAX_SECONDS", "30"))
     )
+    # the worker and the API bring the store's schema to their release's Alembic revision
+    # at start ("1", the default); "0" leaves that to a deploy step (`oms db upgrade`)
+    migrate_on_start: str = field(default_factory=lambda: _env("MIGRATE_ON_START", "1"))
 
     # the worker's Prometheus endpoints ("host:port"; empty turns one off): the Temporal
     # SDK's own metrics (workflow task and activity latencies, failures, sticky cache)
@@ -118,6 +123,10 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def migrates_on_start(self) -> bool:
+        return self.migrate_on_start.strip().lower() not in FLAG_OFF
+
     def outgoing_allow_list(self) -> AllowList:
         """OMS_OUTGOING_ALLOW parsed (ValueError names a malformed entry)."""
         if self.outgoing_allow is None:
@@ -143,6 +152,8 @@ class Settings:
         otel = endpoint_problem(self.otel_endpoint)
         if otel:
             return [f"OMS_OTEL_EXPORTER_OTLP_ENDPOINT {otel}"]
+        if self.migrate_on_start.strip().lower() not in (*FLAG_ON, *FLAG_OFF):
+            return [f"OMS_MIGRATE_ON_START must be 1 or 0, not {self.migrate_on_start[:40]!r}"]
         if not api:
             for name, value in (
                 ("OMS_WORKER_METRICS_ADDRESS", self.worker_metrics_address),

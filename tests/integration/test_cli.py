@@ -15,6 +15,7 @@ from urllib.parse import quote
 from click.testing import CliRunner, Result
 
 from oms.cli import EXIT_API_ERROR, EXIT_UNREACHABLE, cli
+from store import migrations
 from tests.integration.conftest import Stack, order_body, unique_sku
 
 
@@ -203,7 +204,8 @@ async def test_unreachable_api_and_missing_key(stack: Stack) -> None:
 async def test_db_upgrade(stack: Stack, tmp_path: Path) -> None:
     fresh = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     first = ok(await oms(None, "db", "upgrade", "--database-url", fresh, key=None))
-    assert "applied migration 1: initial schema" in first.stdout
+    assert "applied revision 0001: initial schema" in first.stdout
+    assert f"store at revision {migrations.head()}" in first.stdout
     again: dict[str, Any] = json.loads(
         ok(await oms(None, "db", "upgrade", "--json", key=None, OMS_DATABASE_URL=fresh)).stdout
     )
@@ -213,3 +215,11 @@ async def test_db_upgrade(stack: Stack, tmp_path: Path) -> None:
         await oms(None, "db", "upgrade", key=None, OMS_DATABASE_URL=stack.settings.database_url)
     )
     assert "up to date" in current.stdout
+    shown = ok(await oms(None, "db", "current", key=None, OMS_DATABASE_URL=fresh))
+    assert shown.stdout.strip() == f"store at revision {migrations.head()}: this release's head"
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    behind = ok(await oms(None, "db", "current", key=None, OMS_DATABASE_URL=empty))
+    assert behind.stdout.strip() == (
+        f"store at no revision (an empty store): behind this release's {migrations.head()}: "
+        "run `oms db upgrade`"
+    )

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from oms import webhooks
 from store.receivers import location_receiver
-from store.tables import ReceiverSecret, SchemaMigration
+from store.tables import ReceiverSecret
 from tests.integration.conftest import Stack, order_body, unique_sku
 from tests.integration.gates import eventually
 
@@ -346,11 +346,3 @@ async def test_a_receiver_from_before_is_signed_with_the_shared_secret_until_rot
     header, raw = await receiver.message(order_id, "work_order")
     assert webhooks.verify(rotated["secret"], header, raw)
     assert webhooks.verify(shared, header, raw)
-
-
-async def test_the_store_records_migration_6(stack: Stack) -> None:
-    async with stack.store.db.sessions() as session:
-        names = dict(
-            (await session.execute(select(SchemaMigration.version, SchemaMigration.name))).all()
-        )
-    assert names[6] == "a secret per receiver of outgoing messages"
