@@ -15,6 +15,7 @@ from activities.partners import Sender
 from activities.projection import ProjectionActivities
 from activities.reconcile import ReconcileActivities
 from activities.response import ResponseActivities
+from activities.returns import ReturnActivities
 from activities.routing import RoutingActivities
 from activities.submission import SubmissionActivities
 from activities.validation import ValidationActivities
@@ -49,6 +50,7 @@ def all_activities(
     projection = ProjectionActivities(store)
     approval = ApprovalActivities(store, sender)
     reconcile = ReconcileActivities(store, client)
+    returns = ReturnActivities(store, sender)
     return [
         validation.validate_order,
         routing.route_order,
@@ -68,4 +70,8 @@ def all_activities(
         approval.notify_approvers,
         projection.project_order,
         reconcile.reconcile_reservations,
+        returns.open_return,
+        returns.dispose_return,
+        returns.send_refund_notice,
+        returns.settle_return,
     ]

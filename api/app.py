@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import commands, configuration, docs, fulfillment, keys, orders, query
+from api import commands, configuration, docs, fulfillment, keys, orders, query, returns, ui
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
@@ -39,6 +39,7 @@ ROUTE_TABLES = (
     configuration.routes,
     keys.routes,
     commands.routes,
+    returns.routes,
 )
 # answered without an API key (like /health, /openapi.json and /metrics)
 OPEN_PATHS = {"/ready"}
@@ -193,4 +194,5 @@ def init_app(
     app.router.add_get(docs.ASSET_ROUTE, docs.docs_asset)
     for table in ROUTE_TABLES:
         app.add_routes(table)
+    ui.setup(app)  # the back office under /ui
     return app

@@ -39,6 +39,13 @@ WORKFLOW_ERRORS: dict[str, tuple[int, str]] = {
     "NotResumable": (409, "not_resumable"),
     "NotAssignable": (409, "not_assignable"),
     "InsufficientStock": (409, "insufficient_stock"),
+    # returns (workflows/order_returns.py, workflows/returns.py)
+    "ReturnWindowClosed": (409, "return_window_closed"),
+    "NotReturnable": (409, "not_returnable"),
+    "TooMany": (409, "too_many_returns"),
+    "ExceedsDelivered": (422, "exceeds_delivered"),
+    "InvalidReturn": (422, "invalid_return"),
+    "ReturnClosed": (409, "return_closed"),
 }
 
 

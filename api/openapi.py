@@ -31,6 +31,8 @@ from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRe
 from api.order_views import SOURCES
 from api.orders import APPROVAL_STATUSES, MAX_LIST_LIMIT, ORDER_STATUSES
 from api.receivers import ChannelsUpdated, LocationsUpdated, RotatedSecret, SecretRotation
+from api.returns import DOCUMENTS as RETURN_DOCUMENTS
+from api.returns import RETURN_STATUSES, ReceiveRequest, ReturnRequest
 from store.fulfillment import WORK_ORDER_STATUSES
 from workflows.model import (
     ApprovalDecisionInput,
@@ -40,6 +42,8 @@ from workflows.model import (
     OrderStatus,
     OrderView,
     ResumeInput,
+    ReturnOutcome,
+    ReturnView,
     ShipReport,
     StoreReportResult,
 )
@@ -75,6 +79,44 @@ class OrderSummary(BaseModel):
 
 class OrderAnswer(OrderView):
     channel_order_id: str = Field(description="the id the channel gave the order")
+
+
+class ReturnEntry(BaseModel):
+    """A return: units coming back (CANCEL: cancelled before shipping; RETURN: sent back
+    by the customer; RETURN_TO_SENDER: brought back by the carrier)."""
+
+    return_id: str
+    order_id: str
+    type: str
+    status: str = Field(description="OPEN, RECEIVED, EXPIRED (returns); DONE (cancels)")
+    lines: list[dict[str, Any]]
+    reason: str
+    reason_code: str | None = None
+    location_id: str | None = Field(default=None, description="the receiving location")
+    created_at: str
+    expires_at: str | None = None
+    received: list[dict[str, Any]] = Field(
+        default_factory=list, description="per line: quantity, condition, disposition"
+    )
+    refund_amount: str | None = None
+    currency: str | None = None
+    updated_at: str | None = None
+    documents: dict[str, str] | None = Field(
+        default=None, description="the return label and return note (PDF)"
+    )
+    dispositions: list[dict[str, Any]] | None = None
+
+
+class ReturnCreated(ReturnView):
+    order_id: str
+    documents: dict[str, str]
+
+
+class ReturnPage(BaseModel):
+    returns: list[ReturnEntry]
+    total: int
+    limit: int
+    offset: int
 
 
 class OrderPage(BaseModel):
@@ -259,6 +301,29 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             query.identifier_parameter("customer_id", "only this customer's orders"),
         ],
     ),
+    ("POST", "/v1/orders/{order_id}/returns"): Operation(
+        body=ReturnRequest,
+        answers={201: ReturnCreated, 202: CommandAccepted},
+        errors=COMMAND_ERRORS,
+    ),
+    ("GET", "/v1/returns"): Operation(
+        answers={200: ReturnPage},
+        parameters=[
+            *_list_parameters(100, 500),
+            query.enum_parameter("status", RETURN_STATUSES, "only returns in this status"),
+            query.identifier_parameter("location_id", "only returns to this location (ops)"),
+            {
+                "name": "order_id",
+                "in": "query",
+                "required": False,
+                "description": "only this order's returns (its OMS id or the channel's id)",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+            },
+        ],
+    ),
+    ("GET", "/v1/returns/{return_id}"): Operation(answers={200: ReturnEntry}),
+    ("GET", "/v1/returns/{return_id}/{document}"): Operation(answers={200: PDF}),
+    ("POST", "/v1/returns/{return_id}/receive"): _command(ReceiveRequest, ReturnOutcome, True),
     ("GET", "/v1/orders/{order_id}"): Operation(
         answers={200: OrderAnswer},
         errors=(400, 401, 403, 404, 409, 503),
@@ -408,6 +473,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     # made from the order id, `@` included
     "shipment_key": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
     "document_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
+    "return_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
+    "document": {"type": "string", "enum": sorted(RETURN_DOCUMENTS)},
     "command_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1024}$"},
     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "channel_id": {"type": "string", "pattern": f"^{_ID}{{0,63}}$"},

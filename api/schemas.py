@@ -20,13 +20,16 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_v
 from workflows.model import (
     ApprovalReasonConfig,
     ApprovalRule,
+    DispositionRule,
     DocumentKind,
     Identifier,
     LocationConfig,
     Money,
+    ReturnCondition,
     RoutingWeights,
     RuleCondition,
     SalesChannelConfig,
+    _default_disposition_rules,
 )
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -124,6 +127,18 @@ def _default_document_kinds() -> list[DocumentKind]:
     return ["delivery_note"]
 
 
+class DispositionRuleIn(DispositionRule):
+    model_config = STRICT
+    reason_code: Identifier | None = None
+    condition: ReturnCondition | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Self:
+        if self.reason_code is None and self.condition is None:
+            raise ValueError("a rule names a reason_code, a condition or both")
+        return self
+
+
 class SalesChannelConfigIn(SalesChannelConfig):
     model_config = STRICT
     name: str = Field(default="", max_length=200)
@@ -145,6 +160,13 @@ class SalesChannelConfigIn(SalesChannelConfig):
     backorder_retry_seconds: float = Field(default=3600, ge=0.1, le=MAX_WAIT_SECONDS)
     backorder_max_attempts: int = Field(default=24, ge=0, le=MAX_BACKORDER_ATTEMPTS)
     stage_attempts_before_alert: int = Field(default=5, ge=1, le=MAX_ALERT_ATTEMPTS)
+    return_shipping_fee: Money = Decimal("0")
+    return_disposition_rules: list[DispositionRuleIn] = Field(  # type: ignore[assignment]
+        default_factory=lambda: [
+            DispositionRuleIn.model_validate(r.model_dump()) for r in _default_disposition_rules()
+        ],
+        max_length=MAX_REFERENCES,
+    )
 
     @field_validator("document_kinds")
     @classmethod

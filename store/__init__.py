@@ -7,6 +7,7 @@ from store.database import Database
 from store.fulfillment import FulfillmentRepository
 from store.inventory import InventoryRepository
 from store.orders import OrderRepository
+from store.returns import ReturnRepository
 
 __all__ = ["Database", "Principal", "Store"]
 
@@ -20,6 +21,7 @@ class Store:
         self.config = ConfigRepository(db)
         self.orders = OrderRepository(db)
         self.fulfillment = FulfillmentRepository(db)
+        self.returns = ReturnRepository(db)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

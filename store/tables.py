@@ -273,6 +273,34 @@ class Return(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    # added by migration 9, for returns of delivered units (RETURN, RETURN_TO_SENDER)
+    sales_channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    location_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(DERIVED_ID), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    refund_amount: Mapped[Decimal | None] = mapped_column(nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ReturnDisposition(Base):
+    """What became of returned units (migration 9): the ledger of units that came back.
+    RESTOCK units are also added to the receiving location's stock (inventory
+    adjustment `{return_id}:{line_id}:restock`); DISCARD units are written off here;
+    RETURN_TO_VENDOR units wait here for the vendor's pick-up."""
+
+    __tablename__ = "return_dispositions"
+    return_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    disposition: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
+    location_id: Mapped[str] = mapped_column(String(64), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    condition: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
 
 
 class OrderEvent(Base):

@@ -76,6 +76,16 @@ OPTIONS: dict[str, CallOptions] = {
         start_to_close=timedelta(seconds=30),
         retry=_retry(maximum_interval=60, non_retryable=("PartnerRejected",), attempts=10),
     ),
+    # returns (workflows/returns.py): the record with its documents, then store writes
+    "open_return": CallOptions(start_to_close=timedelta(seconds=60)),
+    "dispose_return": STORE_WRITE,
+    "settle_return": STORE_WRITE,
+    # the channel's callback: retried until it answers (10 min apart at most); a refusal
+    # (4xx) or a forbidden target is not retried
+    "send_refund_notice": CallOptions(
+        start_to_close=timedelta(seconds=30),
+        retry=_retry(maximum_interval=600, non_retryable=("PartnerRejected", "TargetForbidden")),
+    ),
 }
 DEFAULT = CallOptions(start_to_close=timedelta(seconds=60))
 

@@ -46,6 +46,8 @@ class OrderStatus(StrEnum):
     PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
+    PARTIALLY_RETURNED = "PARTIALLY_RETURNED"
+    RETURNED = "RETURNED"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
 
@@ -331,6 +333,49 @@ class RoutingWeights(_Tolerant):
 SplitPolicy = Literal["ship_complete", "split_lines", "split_quantities"]
 
 
+Disposition = Literal["RESTOCK", "DISCARD", "RETURN_TO_VENDOR"]
+# what a receiving location may say of a returned unit
+ReturnCondition = Literal["new", "opened", "damaged", "defective"]
+RETURN_CONDITIONS: tuple[str, ...] = ("new", "opened", "damaged", "defective")
+
+
+class DispositionRule(_Tolerant):
+    """What becomes of returned units with this reason code and/or condition."""
+
+    reason_code: str | None = None
+    condition: str | None = None
+    disposition: Disposition
+
+
+def _default_disposition_rules() -> list[DispositionRule]:
+    return [
+        DispositionRule(condition="damaged", disposition="DISCARD"),
+        DispositionRule(condition="defective", disposition="RETURN_TO_VENDOR"),
+        DispositionRule(reason_code="damaged", disposition="DISCARD"),
+        DispositionRule(reason_code="defective", disposition="RETURN_TO_VENDOR"),
+    ]
+
+
+def disposition_for(
+    rules: list[DispositionRule], default: str, reason_code: str | None, condition: str
+) -> str:
+    """The most specific matching rule decides: reason and condition, then condition (what
+    the receiving location found), then reason (what the customer said), then the default."""
+    ranked: list[tuple[int, str]] = []
+    for rule in rules:
+        if rule.reason_code is not None and rule.reason_code != reason_code:
+            continue
+        if rule.condition is not None and rule.condition != condition:
+            continue
+        rank = (2 if rule.condition is not None else 0) + (1 if rule.reason_code else 0)
+        if rank:
+            ranked.append((rank, rule.disposition))
+    if not ranked:
+        return default
+    best = max(rank for rank, _ in ranked)
+    return next(d for rank, d in ranked if rank == best)
+
+
 class SalesChannelConfig(_Tolerant):
     channel_id: Identifier
     name: str = ""
@@ -347,6 +392,15 @@ class SalesChannelConfig(_Tolerant):
     document_kinds: list[DocumentKind] = Field(default_factory=_default_document_kinds)
     fraud_total_threshold: Decimal | None = None
     return_window_days: int = Field(default=30, ge=0, le=365)
+    # a return not received within this many days of its request expires (fractions of a
+    # day allowed)
+    return_expiry_days: float = Field(default=30, gt=0, le=365)
+    # kept back from each return's refund (the customer pays the way back); never below 0
+    return_shipping_fee: Decimal = Decimal("0")
+    return_disposition: Disposition = "RESTOCK"
+    return_disposition_rules: list[DispositionRule] = Field(
+        default_factory=_default_disposition_rules
+    )
     callback_url: str | None = None
     auto_cancel_not_announced: bool = False
     # backordered units with no location in stock are re-routed on a durable timer,
@@ -389,6 +443,8 @@ class LineView(BaseModel):
     shipped_quantity: int = 0
     delivered_quantity: int = 0
     cancelled_quantity: int = 0
+    # units that came back in a received return
+    returned_quantity: int = 0
 
 
 class Candidate(BaseModel):
@@ -457,12 +513,29 @@ class ReturnLine(BaseModel):
     quantity: int
 
 
+class ReceivedLine(BaseModel):
+    """What a receiving location found of a return's line, and what became of it."""
+
+    line_id: str
+    quantity: int
+    condition: str = "new"
+    disposition: str | None = None  # RESTOCK, DISCARD or RETURN_TO_VENDOR
+
+
 class ReturnView(BaseModel):
     return_id: str
-    type: Literal["CANCEL", "RETURN"]
+    # CANCEL: units cancelled before shipping; RETURN: units the customer sends back
+    type: Literal["CANCEL", "RETURN", "RETURN_TO_SENDER"]
     lines: list[ReturnLine]
+    # CANCEL: RECORDED; RETURN: OPEN -> RECEIVED or EXPIRED
     status: str
     reason: str = ""
+    reason_code: str | None = None
+    location_id: str | None = None  # the location that receives the parcel
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    received: list[ReceivedLine] = Field(default_factory=list)
+    refund_amount: Decimal | None = None
 
 
 class WorkOrderView(BaseModel):
@@ -880,3 +953,90 @@ class StoreReportResult(BaseModel):
 
 class OrderCommandResult(BaseModel):
     status: OrderStatus
+
+
+# --------------------------------------------------------------------------- returns
+
+
+class ReturnRequestLine(_Strict):
+    line_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class ReturnRequestInput(_Strict):
+    """A customer's return of delivered units (the order's `request_return` update)."""
+
+    lines: list[ReturnRequestLine] = Field(min_length=1, max_length=MAX_MESSAGE_LINES)
+    reason_code: str = Field(min_length=1, max_length=64)
+    comment: str | None = Field(default=None, max_length=1000)
+    # the location that receives the parcel; left out: the one that shipped the first line
+    location_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ReturnItem(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+class ReturnWorkflowInput(_Tolerant):
+    return_id: str
+    order_id: str
+    sales_channel: str
+    currency: str
+    type: str = "RETURN"
+    location_id: str
+    reason_code: str
+    items: list[ReturnItem]
+    expires_at: datetime
+    shipping_fee: Decimal = Decimal("0")
+    disposition: str = "RESTOCK"
+    disposition_rules: list[DispositionRule] = Field(default_factory=list)
+    # the order as placed (addresses and lines for the return note and label)
+    order: OrderInput | None = None
+
+
+class ReceivedLineInput(_Strict):
+    line_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=0, le=1_000_000)
+    condition: ReturnCondition = "new"
+
+
+class ReceiveReturnInput(_Strict):
+    """What the receiving location found in the parcel (the return's `receive` update)."""
+
+    lines: list[ReceivedLineInput] = Field(min_length=1, max_length=MAX_MESSAGE_LINES)
+
+
+class ReturnOutcome(BaseModel):
+    """A return settled: what the order learns from its ReturnWorkflow."""
+
+    return_id: str
+    status: str  # RECEIVED or EXPIRED
+    received: list[ReceivedLine] = Field(default_factory=list)
+    refund_amount: Decimal | None = None
+
+
+class OpenReturnInput(BaseModel):
+    input: ReturnWorkflowInput
+    reason: str = ""
+
+
+class OpenReturnResult(BaseModel):
+    documents: list[DocumentView] = Field(default_factory=list)
+
+
+class DisposeReturnInput(BaseModel):
+    input: ReturnWorkflowInput
+    received: list[ReceivedLine]
+
+
+class RefundNoticeInput(BaseModel):
+    input: ReturnWorkflowInput
+    received: list[ReceivedLine]
+    refund_amount: Decimal
+
+
+class SettleReturnInput(BaseModel):
+    outcome: ReturnOutcome

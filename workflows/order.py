@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.order_approval import OrderApproval
 from workflows.order_base import FINAL, MAX_LINES
 from workflows.order_cancel import OrderCancellation
+from workflows.order_returns import OrderReturns
 from workflows.order_routing import OrderRouting
 
 # the longest a backorder retry timer may run, whatever a channel says
@@ -79,7 +80,7 @@ def order_workflow_id(order_id: str) -> str:
 
 
 @workflow.defn(name="OrderWorkflow")
-class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
+class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns):
     @workflow.init
     def __init__(self, input: OrderWorkflowInput) -> None:
         now = workflow.now()
@@ -99,6 +100,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
         self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
         self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
+        self.returns_enabled = workflow.patched(patches.RETURNS)
+        self.return_window_end = None
         self.stage_problems: dict[str, str] = {}
         self.stage_rounds: dict[str, int] = {}
         self.stage_held = False
@@ -178,7 +181,9 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting):
         await self._complete_after_return_window()
 
     async def _complete_after_return_window(self) -> None:
-        if self.view.status == OrderStatus.DELIVERED:
+        if self.view.status == OrderStatus.DELIVERED and self.returns_enabled:
+            await self._take_returns()
+        elif self.view.status == OrderStatus.DELIVERED:
             workflow.set_current_details("delivered; return window open")
             await workflow.sleep(timedelta(days=self.channel.return_window_days))
             await self._set_status(OrderStatus.COMPLETED, "return window over")

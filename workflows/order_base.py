@@ -39,7 +39,13 @@ with workflow.unsafe.imports_passed_through():
         OrderState,
     )
 
-TERMINAL = (OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
+TERMINAL = (
+    OrderStatus.CANCELLED,
+    OrderStatus.DELIVERED,
+    OrderStatus.PARTIALLY_RETURNED,
+    OrderStatus.RETURNED,
+    OrderStatus.COMPLETED,
+)
 # statuses nothing may leave (DELIVERED still moves on to COMPLETED)
 FINAL = (OrderStatus.CANCELLED, OrderStatus.COMPLETED)
 # fulfillment statuses a refused work order turns into ON_HOLD

@@ -31,3 +31,7 @@ PARTNERS_OUTSIDE_LOCK = "oms-8-partners-outside-lock"
 # order's hold reasons are a search attribute (OmsHoldReason); the order response goes to
 # the web shop outside the order's lock
 STAGE_FAILURES = "oms-8-stage-failures"
+# issue 10: after delivery the order takes returns (`request_return`), each a
+# ReturnWorkflow child; the order becomes PARTIALLY_RETURNED / RETURNED as units come
+# back and COMPLETED once the window is over and no return is open
+RETURNS = "oms-10-returns"

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from oms.ids import order_key
 from tests.chaos.stack import POLLING_LOCATION, WEBHOOK_LOCATION, Webhook
 from tests.integration.conftest import KEYS, order_body
 
@@ -196,8 +197,10 @@ class Shop:
         locations = sorted(skus)
         for i in range(orders):
             location = locations[i % len(locations)]
-            order_id = f"{prefix}-{i:03d}"
-            body = order_body(order_id=order_id, sku=skus[location], quantity=rng.choice((1, 2)))
+            shop_id = f"{prefix}-{i:03d}"
+            body = order_body(order_id=shop_id, sku=skus[location], quantity=rng.choice((1, 2)))
+            # known by the OMS's id (oms/ids.py), as lists and messages name it
+            order_id = order_key(shop_id, body["sales_channel"])
             self.orders.append(Order(order_id, body, location, cancel=False))
         # the cancelled share of each location's orders (rounded half up), chosen at random
         for location in locations:

@@ -45,6 +45,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
+from oms.ids import order_key
 from tests.integration.conftest import BERLIN, Stack, unique_sku
 from tests.integration.invariants import (
     ENDED,
@@ -313,9 +314,10 @@ class Chaos:
         total = sum(Decimal(ln["unit_price"]) * ln["quantity"] for ln in lines)
         held = rng.random() < 0.15
         amount = total + Decimal("1.00") if held else total
-        order_id = f"{self.prefix}-{len(self.orders) + 1}"
+        shop_id = f"{self.prefix}-{len(self.orders) + 1}"
+        order_id = order_key(shop_id, channel)  # the OMS's id (oms/ids.py)
         body = {
-            "order_id": order_id,
+            "order_id": shop_id,
             "sales_channel": channel,
             "customer": {"id": "C-CHAOS", "email": "c@example.com", "name": "Chaos"},
             "ship_to": BERLIN,

@@ -1,0 +1,194 @@
+"""The order's returns: after delivery, within the channel's return window, the customer
+sends delivered units back. Each return is a ReturnWorkflow child (workflows/returns.py);
+the order keeps the list, the units returned per line and its status
+(PARTIALLY_RETURNED, RETURNED), and closes as COMPLETED once the window is over and no
+return is open."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.model import (
+        OrderStatus,
+        ReturnItem,
+        ReturnLine,
+        ReturnOutcome,
+        ReturnRequestInput,
+        ReturnView,
+        ReturnWorkflowInput,
+    )
+    from workflows.returns import ReturnWorkflow, return_id_for, return_workflow_id
+
+from workflows.order_base import OrderBase
+
+# statuses in which delivered units may be returned
+RETURNABLE = (OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED)
+# the most returns one order takes (each is a child workflow and an entry in the view)
+MAX_RETURNS = 50
+
+
+class OrderReturns(OrderBase):
+    returns_enabled: bool
+    return_window_end: datetime | None
+
+    def _returnable(self) -> dict[str, int]:
+        """Per line: delivered units not yet returned nor in an open return."""
+        pending: dict[str, int] = {}
+        for ret in self.view.returns:
+            if ret.type != "CANCEL" and ret.status == "OPEN":
+                for line in ret.lines:
+                    pending[line.line_id] = pending.get(line.line_id, 0) + line.quantity
+        return {
+            line.line_id: line.delivered_quantity
+            - line.returned_quantity
+            - pending.get(line.line_id, 0)
+            for line in self.view.lines
+        }
+
+    def _open_returns(self) -> bool:
+        return any(r.type != "CANCEL" and r.status == "OPEN" for r in self.view.returns)
+
+    @workflow.update
+    async def request_return(self, request: ReturnRequestInput) -> ReturnView:
+        seq = sum(1 for r in self.view.returns if r.type != "CANCEL") + 1
+        now = workflow.now()
+        return_id = return_id_for(self.order.order_id, seq)
+        by_line = {line.line_id: line for line in self.view.lines}
+        location_id = request.location_id or self._shipped_from(request.lines[0].line_id)
+        ret = ReturnView(
+            return_id=return_id,
+            type="RETURN",
+            lines=[ReturnLine(line_id=ln.line_id, quantity=ln.quantity) for ln in request.lines],
+            status="OPEN",
+            reason=request.comment or "",
+            reason_code=request.reason_code,
+            location_id=location_id,
+            created_at=now,
+            expires_at=now + timedelta(days=self.channel.return_expiry_days),
+        )
+        self.view.returns.append(ret)
+        self._event(
+            "return_requested",
+            f"{return_id} ({request.reason_code}) to {location_id}: "
+            + ", ".join(f"{ln.line_id} x {ln.quantity}" for ln in request.lines),
+        )
+        assert ret.expires_at is not None
+        await workflow.start_child_workflow(
+            ReturnWorkflow.run,
+            ReturnWorkflowInput(
+                return_id=return_id,
+                order_id=self.order.order_id,
+                sales_channel=self.order.sales_channel,
+                currency=self.order.payment.currency,
+                location_id=location_id,
+                reason_code=request.reason_code,
+                items=[
+                    ReturnItem(
+                        line_id=ln.line_id,
+                        sku=by_line[ln.line_id].sku,
+                        quantity=ln.quantity,
+                        unit_price=by_line[ln.line_id].unit_price,
+                    )
+                    for ln in request.lines
+                ],
+                expires_at=ret.expires_at,
+                shipping_fee=self.channel.return_shipping_fee,
+                disposition=self.channel.return_disposition,
+                disposition_rules=self.channel.return_disposition_rules,
+                order=self.order,
+            ),
+            id=return_workflow_id(self.order.order_id, seq),
+            static_summary=f"return {return_id} to {location_id}",
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        await self._publish()
+        return ret
+
+    @request_return.validator
+    def _check_return(self, request: ReturnRequestInput) -> None:
+        if not getattr(self, "returns_enabled", False):
+            raise ApplicationError(
+                "this order was placed before returns were taken by the OMS",
+                type="ReturnWindowClosed",
+            )
+        if self.view.status not in RETURNABLE:
+            raise ApplicationError(
+                f"order is {self.view.status.value}: only delivered units are returned",
+                type="NotReturnable",
+            )
+        if self.return_window_end is None or workflow.now() > self.return_window_end:
+            raise ApplicationError("the return window is over", type="ReturnWindowClosed")
+        if sum(1 for r in self.view.returns if r.type != "CANCEL") >= MAX_RETURNS:
+            raise ApplicationError(f"at most {MAX_RETURNS} returns per order", type="TooMany")
+        returnable = self._returnable()
+        asked: dict[str, int] = {}
+        for line in request.lines:
+            if line.line_id not in returnable:
+                raise ApplicationError(f"no line {line.line_id}", type="InvalidReturn")
+            asked[line.line_id] = asked.get(line.line_id, 0) + line.quantity
+        for line_id, quantity in asked.items():
+            if quantity > returnable[line_id]:
+                raise ApplicationError(
+                    f"line {line_id}: {quantity} to return, {returnable[line_id]} delivered "
+                    "and not returned",
+                    type="ExceedsDelivered",
+                )
+        if request.location_id is None and not self._shipped_from(request.lines[0].line_id):
+            raise ApplicationError("no location to receive the return", type="InvalidReturn")
+
+    def _shipped_from(self, line_id: str) -> str:
+        progress = self.state.lines.get(line_id)
+        if progress is None:
+            return ""
+        delivered = [a for a in progress.allocations if a.state == "delivered"]
+        return delivered[-1].location_id if delivered else ""
+
+    @workflow.signal
+    async def return_settled(self, outcome: ReturnOutcome) -> None:
+        ret = next((r for r in self.view.returns if r.return_id == outcome.return_id), None)
+        if ret is None or ret.status != "OPEN":
+            return  # repeated, or not this order's
+        ret.status = outcome.status
+        ret.received = outcome.received
+        ret.refund_amount = outcome.refund_amount
+        by_line = {line.line_id: line for line in self.view.lines}
+        for received in outcome.received:
+            line = by_line.get(received.line_id)
+            if line is not None:
+                line.returned_quantity += received.quantity
+        units = sum(r.quantity for r in outcome.received)
+        if outcome.status == "EXPIRED":
+            self._event("return_expired", f"{ret.return_id}: not received in time")
+        else:
+            self._event(
+                "return_received",
+                f"{ret.return_id}: {units} units, refund {outcome.refund_amount or 0} "
+                f"{self.order.payment.currency}",
+            )
+        delivered = sum(line.delivered_quantity for line in self.view.lines)
+        returned = sum(line.returned_quantity for line in self.view.lines)
+        if returned and returned >= delivered:
+            await self._set_status(OrderStatus.RETURNED, f"{returned} units returned")
+        elif returned and self.view.status != OrderStatus.PARTIALLY_RETURNED:
+            await self._set_status(
+                OrderStatus.PARTIALLY_RETURNED, f"{returned} of {delivered} units returned"
+            )
+        else:
+            await self._publish()
+
+    async def _take_returns(self) -> None:
+        """The return window of a delivered order: returns come and go; the order completes
+        when the window is over and no return is still open."""
+        window = timedelta(days=self.channel.return_window_days)
+        self.return_window_end = workflow.now() + window
+        workflow.set_current_details(
+            f"**DELIVERED** return window open until {self.return_window_end:%Y-%m-%d %H:%M} UTC"
+        )
+        await workflow.sleep(window)
+        await workflow.wait_condition(lambda: not self._open_returns())
+        await self._set_status(OrderStatus.COMPLETED, "return window over")
