@@ -230,7 +230,8 @@ def new_revision(connection: Connection, message: str, *, autogenerate: bool) ->
         process_revision_directives=_drop_empty if autogenerate else None,
     )
     scripts.cache_clear()
-    found = written[0] if isinstance(written, list) else written
+    # a list (empty when autogenerate found nothing and the revision was dropped)
+    found = (written[0] if written else None) if isinstance(written, list) else written
     return None if found is None else str(found.path)
 
 
