@@ -39,6 +39,8 @@ PATHS = {
     "continue_as_new",
     "stage_refused",
     "stage_failing",
+    "returned",
+    "return_expired",
 }
 
 

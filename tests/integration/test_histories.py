@@ -28,6 +28,7 @@ from tests.integration.gates import Gate, count, gated_worker, private_stack, wa
 from workers.main import WORKFLOWS
 from workflows.fulfillment import fulfillment_workflow_id
 from workflows.order import order_workflow_id
+from workflows.returns import return_workflow_id
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 RECORD = os.environ.get("OMS_RECORD_HISTORIES") == "1"
@@ -398,6 +399,52 @@ async def stage_failing(stack: Stack) -> str:
     return await _stage_fails_then_resumed(stack, [503, 503, 200], "response failing")
 
 
+async def returned(stack: Stack, order_id: str) -> dict[str, Any]:
+    status, created = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/returns",
+        key="ops",
+        json={"lines": [{"line_id": "1", "quantity": 1}], "reason_code": "changed_mind"},
+    )
+    assert status == 201, created
+    return dict(created)
+
+
+@scenario("returned")
+async def returned_path(stack: Stack) -> str:
+    """Delivered, then both units come back in two returns: one restocked, one discarded."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    for condition in ("new", "damaged"):
+        created = await returned(stack, order_id)
+        status, outcome = await stack.call(
+            "POST",
+            f"/v1/returns/{created['return_id']}/receive",
+            key="ops",
+            json={"lines": [{"line_id": "1", "quantity": 1, "condition": condition}]},
+        )
+        assert status == 200, outcome
+    await stack.wait_status(order_id, "RETURNED")
+    return order_id
+
+
+@scenario("return_expired")
+async def return_expired(stack: Stack) -> str:
+    """A return nobody receives before its deadline expires; the order stays DELIVERED."""
+    channel = await stack.make_channel("hist", return_expiry_days=0.00002)  # about 1.7 s
+    order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    await returned(stack, order_id)
+    await stack.wait_for(
+        order_id,
+        lambda v: bool(v["returns"]) and v["returns"][0]["status"] == "EXPIRED",
+        "the return expired",
+    )
+    return order_id
+
+
 # ---------------------------------------------------------------------------- record
 async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory]:
     """The order's history and each of its releases'."""
@@ -412,6 +459,15 @@ async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory
         except Exception:
             break
         found[f"release{seq}"] = await handle.fetch_history()
+        seq += 1
+    seq = 1
+    while True:
+        handle = stack.client.get_workflow_handle(return_workflow_id(order_id, seq))
+        try:
+            await handle.describe()
+        except Exception:
+            break
+        found[f"return{seq}"] = await handle.fetch_history()
         seq += 1
     return found
 
