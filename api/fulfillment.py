@@ -145,15 +145,29 @@ async def work_orders(request: web.Request) -> web.Response:
 
 
 async def _report(request: web.Request, update: str, model: type[BaseModel]) -> web.Response:
-    principal = require(request, "location", "ops")
+    require(request, "location", "ops")
     key = request.match_info["shipment_key"]
+    await _shipment_of_caller(request, key)
+    body = await read_json(request) if request.can_read_body else {}
+    return await send_report(request, key, update, parse(model, body))
+
+
+async def _shipment_of_caller(request: web.Request, key: str) -> ShipmentRecord:
+    principal = require(request, "location", "ops")
     record = await request.app[STORE].fulfillment.shipment(key)
     if record is None or (
         principal.role == "location" and principal.identity != record.location_id
     ):
         raise ApiError(404, "shipment_not_found", f"no shipment {key}")
-    body = await read_json(request) if request.can_read_body else {}
-    report = parse(model, body)
+    return record
+
+
+async def send_report(
+    request: web.Request, key: str, update: str, report: BaseModel
+) -> web.Response:
+    """A location's report (report_pick, report_ship, report_delivery) on shipment `key`,
+    if the caller may report on it; also what the back office (api/ui) sends."""
+    record = await _shipment_of_caller(request, key)
     handle = request.app[TEMPORAL].get_workflow_handle(record.workflow_id)
     try:
         result = await execute_update(

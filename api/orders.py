@@ -297,7 +297,13 @@ async def assign_locations(request: web.Request) -> web.Response:
 async def decide_approval(request: web.Request) -> web.Response:
     principal = require(request, "approver")
     row = await _order_row(request, principal)
-    body = await read_json(request)
+    return await decide(request, principal, row, await read_json(request))
+
+
+async def decide(
+    request: web.Request, principal: Principal, row: OrderRow, body: Any
+) -> web.Response:
+    """An approver's decision (the body of POST /v1/orders/{id}/approvals) on `row`."""
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "body must be an object")
     if "decided_by" in body:
@@ -380,3 +386,23 @@ async def list_approvals(request: web.Request) -> web.Response:
     approver = principal.identity if principal.role == "approver" else None
     items = await request.app[STORE].orders.pending_approvals(approver)
     return web.json_response({"approvals": items})
+
+
+# -- for the back office (api/ui): the same look-ups and commands as the routes above
+
+
+async def visible_order(request: web.Request, principal: Principal) -> OrderRow:
+    """The order the path's {order_id} names, if `principal` may see it (404/409 otherwise)."""
+    return await _order_row(request, principal)
+
+
+async def order_command(
+    request: web.Request, row: OrderRow, update: str, payload: BaseModel, closed_code: str
+) -> web.Response:
+    """An order update (resume_order, assign_locations, cancel) as the routes send it."""
+    return await _command(request, row, update, payload, closed_code)
+
+
+async def cancelled_already(request: web.Request, order_id: str, cancel: CancelInput) -> bool:
+    """Whether a cancel refused as not cancellable had in fact been done before."""
+    return await _cancelled_already(request, order_id, cancel)

@@ -23,6 +23,8 @@ def registered_routes() -> set[tuple[str, str]]:
         if route.method == "HEAD":  # aiohttp's automatic HEAD for every GET
             continue
         assert isinstance(route.resource, web.AbstractResource)
+        if route.resource.canonical.startswith("/ui"):  # the back office's HTML pages
+            continue
         found.add((route.method, route.resource.canonical))
     return found
 

@@ -1,0 +1,251 @@
+"""The back office in a real browser: Playwright drives Debian's Chromium against the API
+served on loopback (SQLite store, real Temporal dev server and worker).
+
+Chromium comes from the `chromium` Debian package (`.ci/run` installs it when missing); no
+browser is downloaded at run time. Without it the tests skip, except under CI
+(OMS_REQUIRE_POSTGRES=1), where they must run. A failing test leaves a screenshot of the
+page in tests/artifacts/. OMS_UI_DOCS_SCREENSHOTS=1 also writes the README's screenshots
+into docs/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Stack, order_body, unique_sku
+
+pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DOCS = ROOT / "docs"
+TIMEOUT_MS = 30_000
+
+try:
+    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import expect as pw_expect
+except ImportError:  # pragma: no cover - the dev extra installs it
+    async_playwright = None  # type: ignore[assignment]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = _chromium()
+    if executable is None or async_playwright is None:
+        why = "Debian's chromium is not installed" if executable is None else "no playwright"
+        if os.environ.get("OMS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"browser tests must run under CI: {why}")
+        pytest.skip(why)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+class Ui:
+    """Browser sessions against one stack, each in its own context (its own cookies)."""
+
+    def __init__(self, stack: Stack, browser: Browser) -> None:
+        self.stack = stack
+        self.browser = browser
+        self.base = str(stack.http.make_url("")).rstrip("/")
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    @asynccontextmanager
+    async def signed_in(self, who: str, name: str) -> AsyncIterator[Page]:
+        """A phone-sized page signed in with `who`'s key; a screenshot if the block fails."""
+        context = await self.browser.new_context(viewport={"width": 420, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = await context.new_page()
+        try:
+            await page.goto(self.url("/ui/login"))
+            await page.fill("input[name=api_key]", self.stack.keys[who])
+            await page.click("button[type=submit]")
+            await page.wait_for_load_state()
+            yield page
+        except BaseException:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            raise
+        finally:
+            await context.close()
+
+
+@pytest.fixture
+async def ui(stack: Stack, browser: Browser) -> Ui:
+    return Ui(stack, browser)
+
+
+async def docs_screenshot(page: Page, name: str) -> None:
+    if os.environ.get("OMS_UI_DOCS_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        await page.set_viewport_size({"width": 1100, "height": 900})
+        await page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+        await page.set_viewport_size({"width": 420, "height": 900})
+
+
+def card(page: Page, order_id: str) -> Any:
+    return page.locator(f'article[data-order="{order_id}"]')
+
+
+async def test_approver_approves_a_b2b_order_in_the_inbox(stack: Stack, ui: Ui) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(
+        order_body(channel="b2b", sku=sku, quantity=3, price="120.00"), key="b2b"
+    )
+    await stack.wait_status(order_id, "AWAITING_APPROVAL")
+
+    async with ui.signed_in("alice", "approver-inbox") as page:
+        assert page.url.endswith("/ui/approvals")
+        order = card(page, order_id)
+        await pw_expect(order).to_be_visible()
+        await pw_expect(order.locator(".total")).to_have_text("360.00 EUR")
+        await pw_expect(order).to_contain_text("credit-check")
+        await pw_expect(order).to_contain_text(sku)
+        await pw_expect(order).to_contain_text("C-1")
+        await docs_screenshot(page, "approvals-inbox")
+        await order.locator("textarea[name=comment]").fill("credit line checked")
+        await order.locator("button[value=approve]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            f"credit-check approved for {order_id}"
+        )
+        await pw_expect(card(page, order_id)).to_have_count(0)
+        decided = page.locator("table.decided tr", has_text=order_id)
+        await pw_expect(decided).to_contain_text("credit line checked")
+
+    view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+    approval = view["approvals"][0]
+    assert (approval["status"], approval["decided_by"]) == ("approved", "alice")
+    assert approval["comment"] == "credit line checked"
+
+
+async def test_ops_assigns_a_check_announced_order_through_the_form(stack: Stack, ui: Ui) -> None:
+    channel = await stack.make_channel("ui", split_policy="ship_complete")
+    sku_a, sku_b = unique_sku(), unique_sku()
+    await stack.set_stock(
+        [("WH-BERLIN", sku_a, 5), ("WH-MUNICH", sku_b, 5), ("WH-LONDON", sku_a, 1)]
+    )
+    body = order_body(channel=channel, sku=sku_a, quantity=1)
+    body["lines"].append({"line_id": "2", "sku": sku_b, "quantity": 1, "unit_price": "19.99"})
+    body["payment"]["amount"] = "39.98"
+    order_id = await stack.create_order(body, key="ops")
+    await stack.wait_status(order_id, "CHECK_ANNOUNCED")
+
+    async with ui.signed_in("ops", "ops-assign") as page:
+        assert page.url.endswith("/ui/ops")
+        order = page.locator("#queue-check_announced").locator(f'article[data-order="{order_id}"]')
+        await pw_expect(order).to_be_visible()
+        await order.locator("details.routing summary").click()
+        await pw_expect(order.locator("details.routing")).to_contain_text("WH-BERLIN")
+        form = order.locator("form.assign")
+        await form.locator("select[name=location_1]").select_option("WH-BERLIN")
+        await form.locator("select[name=location_2]").select_option("WH-MUNICH")
+        await form.locator("input[name=comment]").fill("two parcels are fine")
+        await form.locator("button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            "line 1 at WH-BERLIN, line 2 at WH-MUNICH"
+        )
+        view = await stack.wait_status(order_id, "IN_FULFILLMENT")
+        lines = {line["line_id"]: line["location_id"] for line in view["lines"]}
+        assert lines == {"1": "WH-BERLIN", "2": "WH-MUNICH"}
+
+        # the order page shows what happened, with the workflow's link
+        await page.goto(ui.url(f"/ui/orders/{order_id.replace('@', '%40')}"))
+        await pw_expect(page.locator("h1")).to_contain_text(order_id)
+        await pw_expect(page.locator(".timeline")).to_contain_text("assigned manually")
+        link = page.locator("a.ext")
+        assert re.search(
+            r"/namespaces/default/workflows/order-", await link.get_attribute("href") or ""
+        )
+
+
+async def test_store_picks_short_and_the_other_location_ships(stack: Stack, ui: Ui) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 2), ("WH-MUNICH", sku, 5)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=2), key="web")
+    first = await stack.current_shipment(order_id, "WH-BERLIN")
+
+    async with ui.signed_in("WH-BERLIN", "store-short-pick") as page:
+        work_order = page.locator(f'article[data-shipment="{first}"]')
+        await pw_expect(work_order).to_be_visible()
+        await work_order.locator("input[name=picked_1]").fill("1")
+        await work_order.locator("form.pick button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("short on line 1")
+        # the picked unit ships from Berlin
+        work_order = page.locator(f'article[data-shipment="{first}"]')
+        await work_order.locator("input[name=carrier]").fill("DHL")
+        await work_order.locator("input[name=tracking_number]").fill("BER-1")
+        await work_order.locator("form.ship button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("shipped")
+
+    second = await stack.current_shipment(order_id, "WH-MUNICH")
+    async with ui.signed_in("WH-MUNICH", "store-rerouted") as page:
+        work_order = page.locator(f'article[data-shipment="{second}"]')
+        await pw_expect(work_order).to_contain_text(order_id)
+        await pw_expect(work_order.locator("input[name=picked_1]")).to_have_value("1")
+        await work_order.locator("form.pick button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("picked")
+        work_order = page.locator(f'article[data-shipment="{second}"]')
+        await work_order.locator("input[name=carrier]").fill("UPS")
+        await work_order.locator("input[name=tracking_number]").fill("MUC-2")
+        await work_order.locator("form.ship button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(f"{second} shipped")
+
+    view = await stack.wait_status(order_id, "SHIPPED")
+    shipped = {(s["location_id"], s["quantity"], s["tracking_number"]) for s in view["shipments"]}
+    assert {("WH-BERLIN", 1, "BER-1"), ("WH-MUNICH", 1, "MUC-2")} <= shipped
+
+
+async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> None:
+    # a web shop's key opens its orders, not the operations or approval pages
+    async with ui.signed_in("web", "webshop-forbidden") as page:
+        assert page.url.endswith("/ui/orders")
+        for path in ("/ui/ops", "/ui/approvals", "/ui/inventory"):
+            response = await page.goto(ui.url(path))
+            assert response is not None and response.status == 403, path
+            await pw_expect(page.locator("h1")).to_contain_text("403")
+
+    # a form posted without this session's CSRF token changes nothing
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(order_body(sku=sku), key="web")
+    await stack.wait_status(order_id, "IN_FULFILLMENT")
+    name = f"ui-ops-{uuid.uuid4().hex[:6]}"
+    key = f"test-{name}-{uuid.uuid4().hex}"
+    status, entry = await stack.call(
+        "PUT", "/v1/api-keys", json={"key": key, "name": name, "role": "ops", "identity": "ops"}
+    )
+    assert status == 200, entry
+    stack.keys[name] = key
+    async with ui.signed_in(name, "csrf-refused") as page:
+        path = f"/ui/orders/{order_id.replace('@', '%40')}/cancel"
+        for form in ({"reason": "no token"}, {"reason": "forged", "csrf_token": "0" * 40}):
+            response = await page.request.post(ui.url(path), form=form, max_redirects=0)
+            assert response.status == 403, await response.text()
+            assert "csrf_failed" in await response.text()
+        assert (await stack.order(order_id))["status"] != "CANCELLED"
+
+        # the key revoked: the session ends on the next page
+        status, _ = await stack.call("POST", f"/v1/api-keys/{entry['id']}/revoke")
+        assert status == 200
+        await page.goto(ui.url("/ui/ops"))
+        assert "/ui/login" in page.url
