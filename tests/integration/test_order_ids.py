@@ -9,12 +9,13 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import text
 
 from api.messages import OrderRequest
 from api.orders import request_hash
 from oms.ids import channel_order_id, order_key
-from store import Store
+from store import Store, migrations
 from store.migrations import legacy
 from tests.integration.conftest import Stack, order_body, unique_sku
 from tests.integration.test_keys import own_store
@@ -125,9 +126,10 @@ async def test_migration_8_carries_the_orders_of_an_older_store(
     stack: Stack, tmp_path: Path
 ) -> None:
     async with own_store(stack, tmp_path) as (url, store):
-        # back to a store of the runner from before Alembic at its step 7: no
-        # channel_order_id, 64-character ids
+        # back to a store of the runner from before Alembic at its step 7: the revisions
+        # after 0001 undone, then no channel_order_id, 64-character ids
         async with store.db.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrations.config(c), "0001"))
             await conn.execute(text("DROP INDEX ux_orders_channel_order_id"))
             await conn.execute(text("DROP INDEX ix_orders_channel_order_id"))
             await conn.execute(text("ALTER TABLE orders DROP COLUMN channel_order_id"))
