@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from alembic import command
 from sqlalchemy import text
 
 from api.app import init_app
@@ -362,6 +363,8 @@ async def test_migration_5_keeps_the_keys_of_an_older_store(stack: Stack, tmp_pa
         # the lifecycle columns), with two keys written as they were then: only their hash
         old_admin, old_ops = f"old-admin-{uuid.uuid4().hex}", f"old-ops-{uuid.uuid4().hex}"
         async with store.db.engine.begin() as conn:
+            # the revisions after 0001 undone first (0001 is the old runner's last shape)
+            await conn.run_sync(lambda c: command.downgrade(migrations.config(c), "0001"))
             await conn.execute(text("DROP INDEX ix_api_keys_key_id"))
             for column in LIFECYCLE_COLUMNS:
                 await conn.execute(text(f"ALTER TABLE api_keys DROP COLUMN {column}"))
