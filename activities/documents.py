@@ -141,8 +141,7 @@ def note_rows(
     rows = []
     for line_id in line_ids:
         line = lines[line_id]
-        # order lines have no description yet; printed once they carry one
-        description = getattr(line, "description", None) or ""
+        description = line.description or ""
         quantity = quantities.get(line_id, line.quantity)
         rows.append(NoteRow(line.line_id, line.sku, str(description), quantity))
     return rows

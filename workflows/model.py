@@ -136,6 +136,15 @@ class OrderLineInput(_Strict):
     sku: Identifier
     quantity: PositiveQty
     unit_price: Money
+    # printed on delivery and return notes
+    description: str | None = Field(default=None, max_length=200)
+
+    @field_validator("description")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("printed on documents: no line breaks or control characters")
+        return value
 
 
 class Payment(_Strict):

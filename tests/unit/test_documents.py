@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from pypdf import PageObject, PdfReader
 
 from activities.documents import DocumentActivities, render_pdf
@@ -189,12 +190,9 @@ def test_long_values_stay_on_the_page() -> None:
 
 
 def test_a_line_description_is_printed_when_the_line_has_one() -> None:
-    # order lines carry no description yet; the notes print one as soon as they do
-    class DescribedLine(OrderLineInput):
-        description: str | None = None
-
+    # the web shop sends it with the line (`description`, optional)
     body = order(2)
-    body.lines[0] = DescribedLine(**body.lines[0].model_dump(), description="Blue mug, 300 ml")
+    body.lines[0] = body.lines[0].model_copy(update={"description": "Blue mug, 300 ml"})
     for kind in NOTES:
         (page,) = pages(render_pdf(body, kind, BERLIN, ["L1", "L2"], REFERENCE, SHIPMENT))
         words = texts(page)
@@ -259,6 +257,14 @@ async def test_a_location_own_document_kinds_replace_the_channel() -> None:
     assert label["location_id"] == "ST-OWN"
     assert float(pages(label["content"])[0].mediabox.height) == 432.0
     assert result.documents[0].url == f"/v1/documents/{ORDER_ID}-WO1-delivery_note"
+
+
+def test_a_line_description_is_one_printable_line() -> None:
+    line = {"line_id": "L1", "sku": "S", "quantity": 1, "unit_price": "1.00"}
+    assert OrderLineInput.model_validate({**line, "description": "Mug"}).description == "Mug"
+    for bad in ("two\nlines", "x" * 201):
+        with pytest.raises(ValidationError):
+            OrderLineInput.model_validate({**line, "description": bad})
 
 
 def test_location_address_and_document_kinds_are_checked_on_write() -> None:
