@@ -10,7 +10,18 @@ from typing import Any
 from aiohttp import web
 from temporalio.client import Client
 
-from api import commands, configuration, docs, fulfillment, keys, orders, query, returns, ui
+from api import (
+    commands,
+    configuration,
+    docs,
+    fulfillment,
+    keys,
+    orders,
+    query,
+    reports,
+    returns,
+    ui,
+)
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
@@ -40,6 +51,7 @@ ROUTE_TABLES = (
     keys.routes,
     commands.routes,
     returns.routes,
+    reports.routes,
 )
 # answered without an API key (like /health, /openapi.json and /metrics)
 OPEN_PATHS = {"/ready"}

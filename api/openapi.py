@@ -31,6 +31,8 @@ from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRe
 from api.order_views import SOURCES
 from api.orders import APPROVAL_STATUSES, MAX_LIST_LIMIT, ORDER_STATUSES
 from api.receivers import ChannelsUpdated, LocationsUpdated, RotatedSecret, SecretRotation
+from api.reports import PARAMETERS as REPORT_PARAMETERS
+from api.reports import ReportSummary
 from api.returns import DOCUMENTS as RETURN_DOCUMENTS
 from api.returns import RETURN_STATUSES, ReceiveRequest, ReturnRequest
 from store.fulfillment import WORK_ORDER_STATUSES
@@ -343,6 +345,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/orders/{order_id}/approvals"): _command(
         ApprovalDecisionInput, ApprovalUpdateResult, True
+    ),
+    ("GET", "/v1/reports/summary"): Operation(
+        answers={200: ReportSummary},
+        errors=(400, 401, 403, 503),
+        parameters=REPORT_PARAMETERS,
     ),
     ("GET", "/v1/approvals"): Operation(
         answers={200: PendingApprovals},

@@ -10,7 +10,9 @@ bound says so (the page refreshes and shows the outcome)."""
 from __future__ import annotations
 
 import base64
+import csv
 import functools
+import io
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from multidict import MultiDictProxy
 from activities.availability import channel_atp, safety_buffer, serves
 from api import orders as order_api
 from api import query
+from api import reports as report_api
 from api.auth import PRINCIPAL
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE
@@ -59,6 +62,7 @@ PAGES = (
     ("orders", "/ui/orders", "Orders", ("ops", "webshop")),
     ("work_orders", "/ui/work-orders", "Work orders", ("location", "ops")),
     ("inventory", "/ui/inventory", "Inventory", ("ops",)),
+    ("reports", "/ui/reports", "Reports", ("ops",)),
 )
 ROLE_HOME = {
     "admin": "/ui/ops",
@@ -778,4 +782,159 @@ async def inventory(request: web.Request, principal: Principal) -> web.StreamRes
             else "",
             "page": "inventory",
         },
+    )
+
+
+# -- reports ------------------------------------------------------------------------------
+
+CHART_WIDTH = 640
+BAR_HEIGHT = 22
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f} %"
+
+
+def _hbars(items: list[tuple[str, int]]) -> dict[str, Any]:
+    """A horizontal bar chart's geometry: label column, bars scaled to the largest."""
+    top = max((v for _, v in items), default=0) or 1
+    label_w, plot_w = 170, CHART_WIDTH - 230
+    bars = [
+        {
+            "label": label,
+            "value": value,
+            "y": i * (BAR_HEIGHT + 6),
+            "w": max(round(plot_w * value / top), 1 if value else 0),
+            "x": label_w,
+        }
+        for i, (label, value) in enumerate(items)
+    ]
+    return {
+        "bars": bars,
+        "height": max(len(items) * (BAR_HEIGHT + 6), BAR_HEIGHT),
+        "bar": BAR_HEIGHT,
+    }
+
+
+def _columns(days: list[dict[str, Any]]) -> dict[str, Any]:
+    """Orders per day as columns (cancelled ones darker at the foot of each)."""
+    height, foot = 180, 20
+    top = max((d["orders"] for d in days), default=0) or 1
+    step = CHART_WIDTH / max(len(days), 1)
+    cols = []
+    for i, d in enumerate(days):
+        h = round((height - foot) * d["orders"] / top)
+        c = round((height - foot) * d["cancelled"] / top)
+        cols.append(
+            {
+                "x": round(i * step + 1, 1),
+                "w": max(round(step - 2, 1), 1),
+                "y": height - foot - h,
+                "h": h,
+                "cy": height - foot - c,
+                "ch": c,
+                "date": d["date"],
+                "orders": d["orders"],
+                "cancelled": d["cancelled"],
+                "label": d["date"][5:] if i % max(len(days) // 8, 1) == 0 else "",
+            }
+        )
+    return {"cols": cols, "height": height, "base": height - foot, "top": top}
+
+
+@routes.get("/ui/reports")
+@page("ops")
+async def reports_page(request: web.Request, principal: Principal) -> web.StreamResponse:
+    summary = await report_api.summary_of(request)
+    data = report_api.summary_json(summary)
+    channels = [c["channel_id"] for c in await request.app[STORE].config.channels()]
+    figures = [
+        ("Orders", str(data["orders"])),
+        ("Cancel rate", _rate(data["cancel_rate"])),
+        ("Backorder rate", _rate(data["backorder_rate"])),
+        (
+            "Approval lead time p50 / p90",
+            f"{_duration(data['approval_lead_time']['p50'])} / "
+            f"{_duration(data['approval_lead_time']['p90'])}",
+        ),
+        (
+            "Order to ship p50 / p90",
+            f"{_duration(data['order_to_ship']['p50'])} / "
+            f"{_duration(data['order_to_ship']['p90'])}",
+        ),
+        (
+            "Order to delivery p50 / p90",
+            f"{_duration(data['order_to_delivery']['p50'])} / "
+            f"{_duration(data['order_to_delivery']['p90'])}",
+        ),
+    ]
+    params = {"from": data["from"], "to": data["to"]}
+    if data["sales_channel"]:
+        params["sales_channel"] = data["sales_channel"]
+    return render(
+        request,
+        "reports.html",
+        {
+            "data": data,
+            "figures": figures,
+            "channels": channels,
+            "per_day": _columns(data["per_day"]),
+            "by_status": _hbars(sorted(data["by_status"].items(), key=lambda kv: -kv[1])),
+            "backlog": _hbars(sorted(data["backlog_by_location"].items())),
+            "csv_link": "/ui/reports.csv?" + urlencode(params),
+            "page": "reports",
+        },
+    )
+
+
+@routes.get("/ui/reports.csv")
+@page("ops")
+async def reports_csv(request: web.Request, principal: Principal) -> web.StreamResponse:
+    data = report_api.summary_json(await report_api.summary_of(request))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["section", "name", "value"])
+    writer.writerow(["period", "from", data["from"]])
+    writer.writerow(["period", "to", data["to"]])
+    writer.writerow(["period", "sales_channel", data["sales_channel"] or ""])
+    writer.writerow(["orders", "total", data["orders"]])
+    for channel, statuses in sorted(data["by_channel"].items()):
+        for status, count in sorted(statuses.items()):
+            writer.writerow(["orders_by_channel_status", f"{channel}/{status}", count])
+    for day in data["per_day"]:
+        writer.writerow(["orders_per_day", day["date"], day["orders"]])
+        writer.writerow(["cancelled_per_day", day["date"], day["cancelled"]])
+    writer.writerow(
+        ["rates", "cancel_rate", data["cancel_rate"] if data["cancel_rate"] is not None else ""]
+    )
+    writer.writerow(
+        [
+            "rates",
+            "backorder_rate",
+            data["backorder_rate"] if data["backorder_rate"] is not None else "",
+        ]
+    )
+    for name in ("approval_lead_time", "order_to_ship", "order_to_delivery"):
+        for part in ("count", "p50", "p90"):
+            value = data[name][part]
+            writer.writerow([f"{name}_seconds", part, "" if value is None else value])
+    for location, units in sorted(data["backlog_by_location"].items()):
+        writer.writerow(["backlog_units", location, units])
+    filename = f"oms-report-{data['from']}-{data['to']}.csv"
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

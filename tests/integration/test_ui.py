@@ -219,7 +219,7 @@ async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> 
     # a web shop's key opens its orders, not the operations or approval pages
     async with ui.signed_in("web", "webshop-forbidden") as page:
         assert page.url.endswith("/ui/orders")
-        for path in ("/ui/ops", "/ui/approvals", "/ui/inventory"):
+        for path in ("/ui/ops", "/ui/approvals", "/ui/inventory", "/ui/reports"):
             response = await page.goto(ui.url(path))
             assert response is not None and response.status == 403, path
             await pw_expect(page.locator("h1")).to_contain_text("403")
@@ -249,3 +249,28 @@ async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> 
         assert status == 200
         await page.goto(ui.url("/ui/ops"))
         assert "/ui/login" in page.url
+
+
+async def test_reports_page_json_and_csv_agree(stack: Stack, ui: Ui) -> None:
+    order_id = await stack.create_order(order_body(sku=unique_sku()), key="web")
+    await stack.wait_status(order_id, "NOT_ANNOUNCED", "CANCELLED")
+    status, summary = await stack.call("GET", "/v1/reports/summary", key="ops")
+    assert status == 200, summary
+    assert summary["orders"] >= 1 and sum(summary["by_status"].values()) == summary["orders"]
+    assert summary["per_day"] and summary["per_day"][-1]["orders"] >= 1
+    status, err = await stack.call("GET", "/v1/reports/summary?from=2026-02-30", key="ops")
+    assert status == 400 and err["error"]["code"] == "invalid_query"
+    status, err = await stack.call("GET", "/v1/reports/summary", key="web")
+    assert status == 403
+
+    async with ui.signed_in("ops", "reports") as page:
+        await page.goto(ui.url("/ui/reports"))
+        await pw_expect(page.locator(".figure").first).to_contain_text("Orders")
+        await pw_expect(page.locator("svg.chart").first).to_be_visible()
+        await docs_screenshot(page, "reports")
+        async with page.expect_download() as download_info:
+            await page.click("a.download")
+        download = await download_info.value
+        text = Path(await download.path()).read_text()
+        assert text.splitlines()[0] == "section,name,value"
+        assert "orders,total," in text
