@@ -18,6 +18,7 @@ from activities.response import ResponseActivities
 from activities.returns import ReturnActivities
 from activities.routing import RoutingActivities
 from activities.submission import SubmissionActivities
+from activities.tracking import TrackingActivities
 from activities.validation import ValidationActivities
 from oms.targets import AllowList
 from store import Store
@@ -51,6 +52,7 @@ def all_activities(
     approval = ApprovalActivities(store, sender)
     reconcile = ReconcileActivities(store, client)
     returns = ReturnActivities(store, sender)
+    tracking = TrackingActivities(store, sender)
     return [
         validation.validate_order,
         routing.route_order,
@@ -74,4 +76,5 @@ def all_activities(
         returns.dispose_return,
         returns.send_refund_notice,
         returns.settle_return,
+        tracking.send_tracking_update,
     ]

@@ -20,6 +20,7 @@ from api import (
     query,
     reports,
     returns,
+    tracking,
     ui,
 )
 from api.auth import auth_middleware
@@ -52,6 +53,7 @@ ROUTE_TABLES = (
     commands.routes,
     returns.routes,
     reports.routes,
+    tracking.routes,
 )
 # answered without an API key (like /health, /openapi.json and /metrics)
 OPEN_PATHS = {"/ready"}

@@ -35,6 +35,7 @@ from api.reports import PARAMETERS as REPORT_PARAMETERS
 from api.reports import ReportSummary
 from api.returns import DOCUMENTS as RETURN_DOCUMENTS
 from api.returns import RETURN_STATUSES, ReceiveRequest, ReturnRequest
+from api.tracking import TrackingRequest
 from store.fulfillment import WORK_ORDER_STATUSES
 from workflows.model import (
     ApprovalDecisionInput,
@@ -107,6 +108,31 @@ class ReturnEntry(BaseModel):
         default=None, description="the return label and return note (PDF)"
     )
     dispositions: list[dict[str, Any]] | None = None
+
+
+class TrackingEntry(BaseModel):
+    event_id: str
+    status: str
+    at: str
+    place: str | None
+    detail: str | None
+
+
+class TrackingRecorded(BaseModel):
+    shipment_key: str
+    recorded: int = Field(description="new events (a repeated event id counts once)")
+    repeated: int
+    told_order: int = Field(description="new events passed to the order (and its channel)")
+    timeline: list[TrackingEntry] = Field(description="every event, in the order they happened")
+
+
+class TrackingTimeline(BaseModel):
+    shipment_key: str
+    order_id: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    timeline: list[TrackingEntry]
 
 
 class ReturnCreated(ReturnView):
@@ -324,6 +350,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ],
     ),
     ("GET", "/v1/returns/{return_id}"): Operation(answers={200: ReturnEntry}),
+    ("POST", "/v1/shipments/{shipment_key}/tracking"): Operation(
+        body=TrackingRequest, answers={200: TrackingRecorded}, errors=COMMAND_ERRORS
+    ),
+    ("GET", "/v1/shipments/{shipment_key}/tracking"): Operation(answers={200: TrackingTimeline}),
     ("GET", "/v1/returns/{return_id}/{document}"): Operation(answers={200: PDF}),
     ("POST", "/v1/returns/{return_id}/receive"): _command(ReceiveRequest, ReturnOutcome, True),
     ("GET", "/v1/orders/{order_id}"): Operation(

@@ -8,6 +8,7 @@ from store.fulfillment import FulfillmentRepository
 from store.inventory import InventoryRepository
 from store.orders import OrderRepository
 from store.returns import ReturnRepository
+from store.tracking import TrackingRepository
 
 __all__ = ["Database", "Principal", "Store"]
 
@@ -22,6 +23,7 @@ class Store:
         self.orders = OrderRepository(db)
         self.fulfillment = FulfillmentRepository(db)
         self.returns = ReturnRepository(db)
+        self.tracking = TrackingRepository(db)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -327,3 +327,18 @@ class ReceiverSecret(Base):
     created_at: Mapped[datetime]
     previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
     previous_until: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ShipmentEvent(Base):
+    """A carrier's or location's tracking event of a shipment (revision 0003), once per
+    event id; the timeline is ordered by when it happened, not when it arrived."""
+
+    __tablename__ = "shipment_events"
+    shipment_key: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    place: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    received_at: Mapped[datetime]

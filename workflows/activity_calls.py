@@ -86,6 +86,14 @@ OPTIONS: dict[str, CallOptions] = {
         start_to_close=timedelta(seconds=30),
         retry=_retry(maximum_interval=600, non_retryable=("PartnerRejected", "TargetForbidden")),
     ),
+    # a status update to the channel: retried for about an hour, then given up (logged in
+    # the order's events); a refusal is not retried
+    "send_tracking_update": CallOptions(
+        start_to_close=timedelta(seconds=30),
+        retry=_retry(
+            maximum_interval=300, non_retryable=("PartnerRejected", "TargetForbidden"), attempts=20
+        ),
+    ),
 }
 DEFAULT = CallOptions(start_to_close=timedelta(seconds=60))
 

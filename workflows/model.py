@@ -1049,3 +1049,37 @@ class RefundNoticeInput(BaseModel):
 
 class SettleReturnInput(BaseModel):
     outcome: ReturnOutcome
+
+
+# --------------------------------------------------------------------------- tracking
+
+TrackingStatus = Literal[
+    "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "DELIVERY_FAILED", "RETURNED_TO_SENDER"
+]
+TRACKING_STATUSES: tuple[str, ...] = (
+    "IN_TRANSIT",
+    "OUT_FOR_DELIVERY",
+    "DELIVERED",
+    "DELIVERY_FAILED",
+    "RETURNED_TO_SENDER",
+)
+
+
+class TrackingUpdate(BaseModel):
+    """A new tracking event of one of the order's shipments (the `tracking_event` signal)."""
+
+    shipment_key: str
+    event_id: str
+    status: str
+    at: datetime
+    place: str | None = None
+    detail: str | None = None
+    location_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class TrackingNotice(BaseModel):
+    order_id: str
+    sales_channel: str
+    update: TrackingUpdate

@@ -6,13 +6,15 @@ return is open."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import activity_calls
     from workflows.model import (
         OrderStatus,
         ReturnItem,
@@ -21,10 +23,12 @@ with workflow.unsafe.imports_passed_through():
         ReturnRequestInput,
         ReturnView,
         ReturnWorkflowInput,
+        TrackingNotice,
+        TrackingUpdate,
     )
     from workflows.returns import ReturnWorkflow, return_id_for, return_workflow_id
 
-from workflows.order_base import OrderBase
+from workflows.order_base import OrderBase, failure_text
 
 # statuses in which delivered units may be returned
 RETURNABLE = (OrderStatus.DELIVERED, OrderStatus.PARTIALLY_RETURNED)
@@ -179,6 +183,31 @@ class OrderReturns(OrderBase):
                 OrderStatus.PARTIALLY_RETURNED, f"{returned} of {delivered} units returned"
             )
         else:
+            await self._publish()
+
+    @workflow.signal
+    async def tracking_event(self, update: TrackingUpdate) -> None:
+        """A shipment's new tracking event (the API sends each event id once): into the
+        audit trail, and on to the channel as a status update."""
+        where = f" in {update.place}" if update.place else ""
+        self._event(
+            f"tracking_{update.status.lower()}"[:64],
+            f"{update.shipment_key}: {update.status}{where} at {update.at.isoformat()}",
+        )
+        self.notices.append(asyncio.create_task(self._send_tracking(update)))
+        await self._publish()
+
+    async def _send_tracking(self, update: TrackingUpdate) -> None:
+        notice = TrackingNotice(
+            order_id=self.order.order_id, sales_channel=self.order.sales_channel, update=update
+        )
+        try:
+            await activity_calls.call("send_tracking_update", notice, bool)
+        except ActivityError as err:
+            self._event(
+                "tracking_update_failed",
+                f"{update.shipment_key} {update.status}: {failure_text(err)}",
+            )
             await self._publish()
 
     async def _take_returns(self) -> None:

@@ -4,6 +4,7 @@ PostgreSQL), a real worker and the API over real HTTP on loopback."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
@@ -20,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import init_app
+from oms import webhooks
 from oms.ids import order_key
 from oms.targets import LOOPBACK
 from store import Store
@@ -268,3 +271,43 @@ async def stack(
         await store.close()
         if drop is not None:
             await drop()
+
+
+class Callback:
+    """The web shop's callback endpoint: keeps every message with its signature."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.server: TestServer | None = None
+
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/callback"))
+
+    def refunds(self, order_id: str) -> list[tuple[str, dict[str, Any], bytes]]:
+        found = []
+        for header, raw in self.received:
+            message = json.loads(raw)
+            if message.get("type") == "refund_notice" and message.get("order_id") == order_id:
+                found.append((header, message, raw))
+        return found
+
+
+@pytest.fixture
+async def callback() -> AsyncIterator[Callback]:
+    found = Callback()
+
+    async def hook(request: web.Request) -> web.Response:
+        found.received.append(
+            (request.headers.get(webhooks.SIGNATURE_HEADER, ""), await request.read())
+        )
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/callback", hook)
+    found.server = TestServer(app)
+    await found.server.start_server()
+    try:
+        yield found
+    finally:
+        await found.server.close()

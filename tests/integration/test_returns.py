@@ -8,59 +8,14 @@ return is in the same list."""
 from __future__ import annotations
 
 import io
-import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from pypdf import PdfReader
 
 from oms import webhooks
-from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.conftest import Callback, Stack, order_body, unique_sku
 from tests.integration.gates import eventually
-
-
-class Callback:
-    """The web shop's callback endpoint: keeps every message with its signature."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.server: TestServer | None = None
-
-    def url(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("/callback"))
-
-    def refunds(self, order_id: str) -> list[tuple[str, dict[str, Any], bytes]]:
-        found = []
-        for header, raw in self.received:
-            message = json.loads(raw)
-            if message.get("type") == "refund_notice" and message.get("order_id") == order_id:
-                found.append((header, message, raw))
-        return found
-
-
-@pytest.fixture
-async def callback() -> AsyncIterator[Callback]:
-    found = Callback()
-
-    async def hook(request: web.Request) -> web.Response:
-        found.received.append(
-            (request.headers.get(webhooks.SIGNATURE_HEADER, ""), await request.read())
-        )
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/callback", hook)
-    found.server = TestServer(app)
-    await found.server.start_server()
-    try:
-        yield found
-    finally:
-        await found.server.close()
 
 
 async def shop(stack: Stack, callback: Callback | None = None, **config: Any) -> tuple[str, str]:

@@ -1,0 +1,117 @@
+"""Shipment tracking (issue 10, point 4): events arriving out of order and repeated give
+one timeline ordered by when they happened; each new event reaches the channel's
+callback once, signed; a DELIVERED event delivers the shipment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from oms import webhooks
+from tests.integration.conftest import Callback, Stack, order_body, unique_sku
+from tests.integration.gates import eventually
+from tests.integration.test_returns import shop
+
+EVENTS = [
+    {"event_id": "e2", "status": "OUT_FOR_DELIVERY", "at": "2026-11-20T07:00:00+01:00"},
+    {"event_id": "e1", "status": "IN_TRANSIT", "at": "2026-11-19T18:30:00Z", "place": "Kassel"},
+    {"event_id": "e3", "status": "DELIVERY_FAILED", "at": "2026-11-20T11:00:00Z"},
+]
+
+
+async def test_tracking_events_make_one_ordered_timeline_and_reach_the_channel(
+    stack: Stack, callback: Callback
+) -> None:
+    channel, secret = await shop(stack, callback)
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 2)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1))
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    for action, body in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 1}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "JD0001"}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{key}/{action}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, answer
+    await stack.wait_status(order_id, "SHIPPED")
+
+    path = f"/v1/shipments/{key}/tracking"
+    status, answer = await stack.call("POST", path, key="WH-BERLIN", json={"events": EVENTS})
+    assert status == 200, answer
+    assert (answer["recorded"], answer["repeated"]) == (3, 0)
+    # the carrier sends e1 again, with the delivery: the repeat counts once
+    status, answer = await stack.call(
+        "POST",
+        path,
+        key="WH-BERLIN",
+        json={
+            "events": [
+                EVENTS[1],
+                {"event_id": "e4", "status": "DELIVERED", "at": "2026-11-21T10:15:00Z"},
+            ]
+        },
+    )
+    assert status == 200, answer
+    assert (answer["recorded"], answer["repeated"]) == (1, 1)
+    assert [e["event_id"] for e in answer["timeline"]] == ["e1", "e2", "e3", "e4"]
+    assert answer["timeline"][1]["at"].startswith("2026-11-20T06:00:00")  # in UTC
+
+    # the DELIVERED event delivered the shipment, and so the order
+    view = await stack.wait_status(order_id, "DELIVERED")
+    kinds = [e["type"] for e in view["events"] if e["type"].startswith("tracking_")]
+    assert sorted(kinds) == [
+        "tracking_delivered",
+        "tracking_delivery_failed",
+        "tracking_in_transit",
+        "tracking_out_for_delivery",
+    ]
+
+    # the web shop reads the timeline of its order's shipment; another channel cannot
+    status, shown = await stack.call("GET", path, key=channel)
+    assert status == 200 and [e["status"] for e in shown["timeline"]] == [
+        "IN_TRANSIT",
+        "OUT_FOR_DELIVERY",
+        "DELIVERY_FAILED",
+        "DELIVERED",
+    ]
+    assert shown["tracking_number"] == "JD0001"
+    status, hidden = await stack.call("GET", path, key="web")
+    assert status == 404, hidden
+
+    # one signed status update per event
+    async def updates() -> list[dict[str, Any]] | None:
+        found = []
+        for header, raw in callback.received:
+            message = json.loads(raw)
+            if message.get("type") == "tracking_update" and message["order_id"] == order_id:
+                assert webhooks.verify(secret, header, raw)
+                found.append(message)
+        return found if len(found) >= 4 else None
+
+    found = await eventually(updates, "four tracking updates at the callback")
+    assert sorted(m["event_id"] for m in found) == ["e1", "e2", "e3", "e4"]
+    assert {m["carrier"] for m in found} == {"DHL"}
+
+
+async def test_tracking_input_is_checked(stack: Stack) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 1)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=1))
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    path = f"/v1/shipments/{key}/tracking"
+    for bad in (
+        {"events": []},
+        {"events": [{"event_id": "x", "status": "LOST", "at": "2026-11-20T07:00:00Z"}]},
+        {"events": [{"event_id": "x", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00"}]},
+    ):
+        status, answer = await stack.call("POST", path, key="WH-BERLIN", json=bad)
+        assert status == 422, (bad, answer)
+    status, answer = await stack.call(
+        "POST",
+        path,
+        key="WH-MUNICH",
+        json={"events": [{"event_id": "x", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00Z"}]},
+    )
+    assert status == 404, answer
