@@ -31,6 +31,7 @@ api: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.routing
 	$(PY) -m bench.inventory
+	$(PY) -m bench.reports
 
 # Random interleavings of order messages, longer than in `make test`, over several seeds
 # (tests/integration/test_interleavings.py); every seed runs, the first failure fails.
