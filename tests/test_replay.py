@@ -41,6 +41,7 @@ PATHS = {
     "stage_failing",
     "returned",
     "return_expired",
+    "tracked",
 }
 
 

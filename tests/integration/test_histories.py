@@ -445,6 +445,36 @@ async def return_expired(stack: Stack) -> str:
     return order_id
 
 
+@scenario("tracked")
+async def tracked(stack: Stack) -> str:
+    """Shipped, then tracking events: in transit, and a delivery that delivers it."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    for action, body in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 2}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "T-1"}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{key}/{action}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, answer
+    events = [
+        {"event_id": "t1", "status": "IN_TRANSIT", "at": "2026-11-20T08:00:00Z"},
+        {"event_id": "t2", "status": "DELIVERED", "at": "2026-11-20T12:00:00Z"},
+    ]
+    status, answer = await stack.call(
+        "POST", f"/v1/shipments/{key}/tracking", key="WH-BERLIN", json={"events": events}
+    )
+    assert status == 200, answer
+    await stack.wait_status(order_id, "DELIVERED")
+    await stack.wait_for(
+        order_id,
+        lambda v: sum(e["type"].startswith("tracking_") for e in v["events"]) == 2,
+        "both tracking events in the order",
+    )
+    return order_id
+
+
 # ---------------------------------------------------------------------------- record
 async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory]:
     """The order's history and each of its releases'."""
