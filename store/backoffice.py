@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from store.configuration import Principal, _active
 from store.database import Database, utcnow
-from store.tables import ApiKey, Approval, Inventory, Order
+from store.tables import ApiKey, Approval, Inventory, Order, OrderLine
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,39 @@ class BackOfficeQueries:
                 query.order_by(Inventory.sku, Inventory.location_id).limit(limit).offset(offset)
             )
             return [(sku, loc, int(on_hand), int(reserved)) for sku, loc, on_hand, reserved in rows]
+
+    async def backordered_orders(self, limit: int) -> tuple[list[str], int]:
+        """Unfinished orders with lines whose units wait for stock (BACKORDERED), the
+        longest waiting first, and how many there are."""
+        query = (
+            select(Order.order_id, Order.updated_at)
+            .join(OrderLine, OrderLine.order_id == Order.order_id)
+            .where(OrderLine.status == "BACKORDERED", Order.status.not_in(FINAL_STATUSES))
+            .distinct()
+        )
+        return await self._ids(query, limit)
+
+    async def failing_orders(self, limit: int) -> tuple[list[str], int]:
+        """Unfinished orders (not held or waiting in a queue of their own) with a stage
+        that keeps failing and retrying: its reason is in the view's hold reasons."""
+        query = select(Order.order_id, Order.updated_at).where(
+            Order.status.not_in((*FINAL_STATUSES, *QUEUED_STATUSES)),
+            Order.view.is_not(None),
+            Order.view.contains(" failing after ", autoescape=True),
+        )
+        return await self._ids(query, limit)
+
+    async def _ids(self, query: Any, limit: int) -> tuple[list[str], int]:
+        async with self.db.sessions() as session:
+            total = (
+                await session.execute(select(func.count()).select_from(query.subquery()))
+            ).scalar_one()
+            rows = await session.execute(query.order_by(Order.updated_at).limit(limit))
+            return [str(r[0]) for r in rows.all()], int(total)
+
+
+FINAL_STATUSES = ("COMPLETED", "CANCELLED", "DECLINED")
+QUEUED_STATUSES = ("ON_HOLD", "CHECK_ANNOUNCED", "NOT_ANNOUNCED")
 
 
 def _like(text: str) -> str:

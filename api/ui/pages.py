@@ -72,7 +72,7 @@ ROLE_HOME = {
     "webshop": "/ui/orders",
 }
 PAGE_SIZE = 25
-QUEUE_SIZE = 50
+QUEUE_SIZE = 25
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -471,6 +471,33 @@ async def operations(request: web.Request, principal: Principal) -> web.StreamRe
                 "hint": hint,
                 "total": total,
                 "orders": await _views(request, [r.order_id for r in rows]),
+                "more": f"/ui/orders?status={status}" if total > len(rows) else "",
+            }
+        )
+    queries = BackOfficeQueries(store.db)
+    for key, title, hint, found in (
+        (
+            "BACKORDERED",
+            "Backordered",
+            "Lines waiting for stock: assign a location that has it, or cancel.",
+            await queries.backordered_orders(QUEUE_SIZE),
+        ),
+        (
+            "FAILING",
+            "Stage failing",
+            "A stage keeps failing and retrying by itself (see the reason); fix its cause.",
+            await queries.failing_orders(QUEUE_SIZE),
+        ),
+    ):
+        ids, total = found
+        queues.append(
+            {
+                "status": key,
+                "title": title,
+                "hint": hint,
+                "total": total,
+                "orders": await _views(request, ids),
+                "more": "",
             }
         )
     locations = await store.config.locations()
@@ -489,7 +516,15 @@ async def operations(request: web.Request, principal: Principal) -> web.StreamRe
 @page("ops")
 async def resume(request: web.Request, principal: Principal) -> web.StreamResponse:
     row = await order_api.visible_order(request, principal)
-    payload = parse(ResumeInput, {"comment": _text(request, "comment") or None})
+    body: dict[str, Any] = {"comment": _text(request, "comment") or None}
+    if _text(request, "correct_payment"):
+        body["payment"] = {
+            "method": _text(request, "payment_method", 32),
+            "amount": _text(request, "payment_amount", 40),
+            "currency": _text(request, "payment_currency", 3).upper(),
+            "authorized": bool(_text(request, "payment_authorized")),
+        }
+    payload = parse(ResumeInput, body)
     await order_api.order_command(request, row, "resume_order", payload, "not_resumable")
     raise redirect(request, _back(request, principal), "ok", f"{row.order_id} resumed")
 

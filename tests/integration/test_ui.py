@@ -274,3 +274,24 @@ async def test_reports_page_json_and_csv_agree(stack: Stack, ui: Ui) -> None:
         text = Path(await download.path()).read_text()
         assert text.splitlines()[0] == "section,name,value"
         assert "orders,total," in text
+
+
+async def test_ops_resumes_a_held_order_with_a_corrected_payment(stack: Stack, ui: Ui) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    body = order_body(sku=sku, quantity=1)
+    body["payment"]["authorized"] = False
+    order_id = await stack.create_order(body, key="web")
+    await stack.wait_status(order_id, "ON_HOLD")
+
+    async with ui.signed_in("ops", "ops-resume") as page:
+        order = page.locator("#queue-on_hold").locator(f'article[data-order="{order_id}"]')
+        await pw_expect(order.locator(".reasons")).to_contain_text("authoriz")
+        form = order.locator("form.resume")
+        await form.locator("summary").click()
+        await form.locator("input[name=correct_payment]").check()
+        await form.locator("input[name=comment]").fill("card authorized by phone")
+        await form.locator("button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(f"{order_id} resumed")
+
+    await stack.wait_status(order_id, "IN_FULFILLMENT")
