@@ -190,6 +190,18 @@ async def receive_return(request: web.Request) -> web.Response:
     principal = require(request, "location", "ops")
     row = await _return_row(request, principal)
     received = parse(ReceiveRequest, await read_json(request))
+    outcome = await receive(request, row, received)
+    return web.json_response(text=outcome.model_dump_json())
+
+
+async def visible_return(request: web.Request, principal: Principal) -> ReturnRow:
+    """The return the path's {return_id} names, if `principal` may see it (the back
+    office's look-up, api/ui)."""
+    return await _return_row(request, principal)
+
+
+async def receive(request: web.Request, row: ReturnRow, received: ReceiveRequest) -> ReturnOutcome:
+    """A location's receipt of a return's parcel (POST /v1/returns/{id}/receive)."""
     if row.type == "CANCEL" or row.workflow_id is None:
         raise ApiError(409, "return_closed", f"return {row.return_id} is not awaiting a parcel")
     handle = request.app[TEMPORAL].get_workflow_handle(row.workflow_id)
@@ -203,4 +215,4 @@ async def receive_return(request: web.Request) -> web.Response:
         )
     except Exception as err:
         raise workflow_error(err, "return_closed") from err
-    return web.json_response(text=outcome.model_dump_json())
+    return outcome

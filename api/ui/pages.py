@@ -35,12 +35,14 @@ from api.errors import ApiError, CommandPending, parse
 from api.fulfillment import CANCELLED_DAYS, OPEN_WORK_ORDERS, send_report
 from api.messages import AssignmentsRequest, CancelRequest, PickRequest
 from api.order_views import render as render_view
+from api.returns import ReceiveRequest, receive, visible_return
 from api.ui import session
 from store import Principal
 from store.backoffice import BackOfficeQueries
 from store.configuration import hash_key
 from store.database import utcnow
 from workflows.model import (
+    RETURN_CONDITIONS,
     DeliverReport,
     LocationConfig,
     ResumeInput,
@@ -675,15 +677,35 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
         limit=PAGE_SIZE,
         offset=offset,
     )
+    returns, returns_total = await store.returns.search(
+        location_id=location, status="OPEN", limit=PAGE_SIZE
+    )
+    returns = [r for r in returns if r.type != "CANCEL"]
     documents: dict[str, list[dict[str, Any]]] = {}
     skus: dict[tuple[str, str], str] = {}
-    for order_id in dict.fromkeys(r.order_id for r in records):
+    planned: dict[tuple[str, str], str] = {}
+    order_ids = dict.fromkeys([*(r.order_id for r in records), *(r.order_id for r in returns)])
+    for order_id in order_ids:
         view = await _view(request, order_id)
         if view is None:
             continue
         documents[order_id] = [d for d in view["documents"] if d["location_id"] == location]
         for line in view["lines"]:
             skus[(order_id, line["line_id"])] = line["sku"]
+            if line.get("planned_ship_date"):
+                planned[(order_id, line["line_id"])] = line["planned_ship_date"]
+    # due: the earliest planned ship date of the work order's lines
+    due = {
+        record.shipment_key: min(
+            (
+                planned[(record.order_id, ln.line_id)]
+                for ln in record.lines
+                if (record.order_id, ln.line_id) in planned
+            ),
+            default="",
+        )
+        for record in records
+    }
     return render(
         request,
         "work_orders.html",
@@ -695,6 +717,10 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
             "offset": offset,
             "documents": documents,
             "skus": skus,
+            "due": due,
+            "returns": returns,
+            "returns_total": returns_total,
+            "conditions": RETURN_CONDITIONS,
             "previous": f"?location={_quote(location)}&offset={max(offset - PAGE_SIZE, 0)}"
             if offset
             else "",
@@ -758,6 +784,33 @@ async def deliver(request: web.Request, principal: Principal) -> web.StreamRespo
     key = request.match_info["shipment_key"]
     await send_report(request, key, "report_delivery", DeliverReport())
     raise redirect(request, _back(request, principal), "ok", f"{key} delivered")
+
+
+@routes.post("/ui/returns/{return_id}/receive")
+@page("location", "ops")
+async def receive_parcel(request: web.Request, principal: Principal) -> web.StreamResponse:
+    row = await visible_return(request, principal)
+    form = _form(request)
+    lines = [
+        {
+            "line_id": str(line["line_id"]),
+            "quantity": _quantity(
+                str(form.get(f"received_{line['line_id']}", "")), f"received_{line['line_id']}"
+            ),
+            "condition": str(form.get(f"condition_{line['line_id']}", "new")),
+        }
+        for line in row.lines
+        if f"received_{line['line_id']}" in form
+    ]
+    outcome = await receive(request, row, parse(ReceiveRequest, {"lines": lines}))
+    units = sum(line.quantity for line in outcome.received)
+    raise redirect(
+        request,
+        _back(request, principal),
+        "ok",
+        f"{row.return_id} received ({units} unit{'' if units == 1 else 's'}, "
+        f"{outcome.status.lower()})",
+    )
 
 
 # -- inventory ----------------------------------------------------------------------------

@@ -295,3 +295,31 @@ async def test_ops_resumes_a_held_order_with_a_corrected_payment(stack: Stack, u
         await pw_expect(page.locator(".flash.ok")).to_contain_text(f"{order_id} resumed")
 
     await stack.wait_status(order_id, "IN_FULFILLMENT")
+
+
+async def test_location_receives_a_return_through_the_form(stack: Stack, ui: Ui) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=1), key="web")
+    await stack.fulfil(await stack.current_shipment(order_id, "WH-BERLIN"), "WH-BERLIN", {"1": 1})
+    await stack.wait_status(order_id, "DELIVERED")
+    status, parcel = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/returns",
+        key="web",
+        json={"lines": [{"line_id": "1", "quantity": 1}], "reason_code": "changed_mind"},
+    )
+    assert status == 201, parcel
+
+    async with ui.signed_in("WH-BERLIN", "location-receive") as page:
+        card = page.locator(f'article[data-return="{parcel["return_id"]}"]')
+        await pw_expect(card).to_contain_text(sku)
+        await card.locator("select[name=condition_1]").select_option("opened")
+        await card.locator("button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            f"{parcel['return_id']} received (1 unit,"
+        )
+
+    status, answer = await stack.call("GET", f"/v1/returns/{parcel['return_id']}", key="ops")
+    assert status == 200 and answer["status"] in ("RECEIVED", "DONE"), answer
+    assert answer["received"][0]["condition"] == "opened"
