@@ -55,6 +55,14 @@ def all_revisions() -> list[str]:
     return [r for r, _ in migrations.revisions()]
 
 
+def test_the_revisions_form_one_line_in_file_order() -> None:
+    # two branches written at once (both 0003, or both after 0002) would split the line
+    versions = Path(migrations.__file__).parent / "versions"
+    files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
+    assert [name.split("_")[0] for name in files] == all_revisions(), files
+    assert all_revisions()[-1] == migrations.head()
+
+
 async def test_the_revisions_build_what_the_models_declare(empty_url: str) -> None:
     db = Database(empty_url)
     try:
