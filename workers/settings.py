@@ -64,6 +64,9 @@ class Settings:
     api_host: str = field(default_factory=lambda: _env("API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(_env("API_PORT", "8080")))
     temporal_ui_port: int = field(default_factory=lambda: int(_env("TEMPORAL_UI_PORT", "8233")))
+    # the Temporal UI as people's browsers reach it (the back office and `oms orders show`
+    # link each order's workflow there); empty: http://localhost:<temporal_ui_port>
+    temporal_ui_url: str = field(default_factory=lambda: _env("TEMPORAL_UI_URL", ""))
     # when set, the API makes sure an admin key with this value exists (first start of a
     # production stack, where no demo keys are seeded)
     bootstrap_admin_key: str = field(default_factory=lambda: _env("BOOTSTRAP_ADMIN_KEY", ""))

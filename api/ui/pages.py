@@ -323,9 +323,7 @@ async def _views(request: web.Request, order_ids: list[str]) -> list[dict[str, A
 
 def _temporal_link(request: web.Request, workflow_id: str) -> str:
     settings = request.app[SETTINGS]
-    base = (
-        getattr(settings, "temporal_ui_url", "") or f"http://localhost:{settings.temporal_ui_port}"
-    ).rstrip("/")
+    base = (settings.temporal_ui_url or f"http://localhost:{settings.temporal_ui_port}").rstrip("/")
     return (
         f"{base}/namespaces/{_quote(settings.temporal_namespace)}/workflows/{_quote(workflow_id)}"
     )
