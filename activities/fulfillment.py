@@ -14,6 +14,7 @@ from workflows.model import (
     CancelReleaseInput,
     RecordDeliveryInput,
     RecordPickInput,
+    RecordReturnedToSenderInput,
     RecordShipInput,
     ReleaseInput,
 )
@@ -59,6 +60,10 @@ class FulfillmentActivities:
     @activity.defn(name="record_delivery")
     async def record_delivery(self, input: RecordDeliveryInput) -> None:
         await self.store.fulfillment.record_delivery(input.fulfillment.shipment_key)
+
+    @activity.defn(name="record_returned_to_sender")
+    async def record_returned_to_sender(self, input: RecordReturnedToSenderInput) -> None:
+        await self.store.fulfillment.record_returned_to_sender(input.fulfillment.shipment_key)
 
     @activity.defn(name="cancel_release")
     async def cancel_release(self, input: CancelReleaseInput) -> None:

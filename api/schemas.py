@@ -161,6 +161,7 @@ class SalesChannelConfigIn(SalesChannelConfig):
     backorder_max_attempts: int = Field(default=24, ge=0, le=MAX_BACKORDER_ATTEMPTS)
     stage_attempts_before_alert: int = Field(default=5, ge=1, le=MAX_ALERT_ATTEMPTS)
     return_shipping_fee: Money = Decimal("0")
+    delivery_attempts_before_return: int = Field(default=3, ge=1, le=20)
     return_disposition_rules: list[DispositionRuleIn] = Field(  # type: ignore[assignment]
         default_factory=lambda: [
             DispositionRuleIn.model_validate(r.model_dump()) for r in _default_disposition_rules()

@@ -6,7 +6,9 @@ shipment, and its timeline.
   (a repeat is acknowledged and changes nothing); the timeline is ordered by `at`, so
   events may arrive in any order. Each new event goes into the order's audit trail and to
   the channel's callback as a `tracking_update`; a new DELIVERED event delivers the
-  shipment as `POST /v1/shipments/{key}/deliver` does.
+  shipment as `POST /v1/shipments/{key}/deliver` does; a RETURNED_TO_SENDER event, or
+  the channel's `delivery_attempts_before_return`-th DELIVERY_FAILED (default 3), sends
+  the shipment back to its location: the order gets a RETURN_TO_SENDER return.
 - GET /v1/shipments/{key}/tracking (the location, ops, the order's web shop): the timeline.
 """
 
@@ -26,7 +28,12 @@ from api.fulfillment import send_report
 from store import Principal
 from store.fulfillment import ShipmentRecord
 from store.tracking import TrackingEvent
-from workflows.model import DeliverReport, TrackingStatus, TrackingUpdate
+from workflows.model import (
+    DeliverReport,
+    ReturnedToSenderReport,
+    TrackingStatus,
+    TrackingUpdate,
+)
 from workflows.order import order_workflow_id
 
 routes = web.RouteTableDef()
@@ -106,14 +113,30 @@ async def report_tracking(request: web.Request) -> web.Response:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise workflow_error(err) from err
             # the order's workflow has closed: the timeline keeps the event all the same
-    delivered = any(e.status == "DELIVERED" for e in new)
-    if delivered and record.status == "SHIPPED":
-        try:
-            await send_report(request, record.shipment_key, "report_delivery", DeliverReport())
-        except ApiError as err:
-            if err.status != 409:  # delivered meanwhile: nothing to do
-                raise
     timeline = await store.tracking.timeline(record.shipment_key)
+    delivered = any(e.status == "DELIVERED" for e in new)
+    # the carrier gives up: told so, or after the channel's number of failed attempts
+    attempts = await _attempts_before_return(request, record.order_id)
+    failures = sum(1 for e in timeline if e.status == "DELIVERY_FAILED")
+    back = any(e.status == "RETURNED_TO_SENDER" for e in new) or (
+        any(e.status == "DELIVERY_FAILED" for e in new) and failures >= attempts
+    )
+    if record.status == "SHIPPED" and (delivered or back):
+        update_name, report = (
+            ("report_delivery", DeliverReport())
+            if delivered
+            else (
+                "report_returned_to_sender",
+                ReturnedToSenderReport(
+                    reason=f"returned to sender after {failures} failed delivery attempts"
+                ),
+            )
+        )
+        try:
+            await send_report(request, record.shipment_key, update_name, report)
+        except ApiError as err:
+            if err.status != 409:  # delivered or returned meanwhile: nothing to do
+                raise
     return web.json_response(
         {
             "shipment_key": record.shipment_key,
@@ -123,6 +146,16 @@ async def report_tracking(request: web.Request) -> web.Response:
             "timeline": _timeline(timeline),
         }
     )
+
+
+async def _attempts_before_return(request: web.Request, order_id: str) -> int:
+    store = request.app[STORE]
+    order = await store.orders.get(order_id)
+    channel = (await store.config.channel(order.sales_channel) if order else None) or {}
+    try:
+        return max(int(channel.get("delivery_attempts_before_return", 3)), 1)
+    except (TypeError, ValueError):
+        return 3
 
 
 def _utc(at: datetime) -> datetime:

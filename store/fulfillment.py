@@ -44,7 +44,15 @@ class ShipmentLine:
 # with nothing left to do it is CANCELLED when its lines were all cancelled or its
 # work_orders row says so (a cancel closed it), else BACKORDERED (re-routed elsewhere).
 OPEN_STATUSES = ("OPEN", "PICKED", "SHIPPED")
-WORK_ORDER_STATUSES = ("OPEN", "PICKED", "SHIPPED", "DELIVERED", "BACKORDERED", "CANCELLED")
+WORK_ORDER_STATUSES = (
+    "OPEN",
+    "PICKED",
+    "SHIPPED",
+    "DELIVERED",
+    "RETURNED_TO_SENDER",
+    "BACKORDERED",
+    "CANCELLED",
+)
 _RANK = {status: rank for rank, status in enumerate(WORK_ORDER_STATUSES, start=1)}
 
 
@@ -246,6 +254,17 @@ class FulfillmentRepository:
                 row.status = "DELIVERED"
                 row.updated_at = now
                 await self._set_release(session, row, "DELIVERED")
+
+    async def record_returned_to_sender(self, shipment_key: str) -> None:
+        """The carrier brings the shipped units back: the shipment will not be delivered."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            for row in await self._rows(session, shipment_key):
+                if row.status != "SHIPPED":
+                    continue
+                row.status = "RETURNED_TO_SENDER"
+                row.updated_at = now
+                await self._set_release(session, row, "RETURNED_TO_SENDER")
 
     async def cancel(self, shipment_key: str, work_order_id: str, line_ids: list[str]) -> None:
         """Stop work on these lines (not shipped yet); the work order closes with its last."""

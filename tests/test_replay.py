@@ -42,6 +42,7 @@ PATHS = {
     "returned",
     "return_expired",
     "tracked",
+    "returned_to_sender",
 }
 
 

@@ -25,8 +25,10 @@ with workflow.unsafe.imports_passed_through():
         PickReport,
         RecordDeliveryInput,
         RecordPickInput,
+        RecordReturnedToSenderInput,
         RecordShipInput,
         ReleaseInput,
+        ReturnedToSenderReport,
         ShipmentStatus,
         ShipReport,
         StoreReportResult,
@@ -47,6 +49,7 @@ class FulfillmentWorkflow:
         self.pick_report: PickReport | None = None
         self.ship_report: ShipReport | None = None
         self.delivery_report: DeliverReport | None = None
+        self.returned_report: ReturnedToSenderReport | None = None
         self.picked: dict[str, int] = {}
         self.cancel_requests: list[CancelLinesInput] = []
         self.cancelled: set[str] = set()
@@ -100,13 +103,25 @@ class FulfillmentWorkflow:
                 tracking_number=self.ship_report.tracking_number,
             )
             workflow.set_current_details(f"{input.shipment_key} shipped, waiting for delivery")
-            # shipped units cannot be cancelled any more
-            await workflow.wait_condition(lambda: self.delivery_report is not None)
-            await activity_calls.run(
-                "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+            # shipped units cannot be cancelled any more; the carrier delivers them or
+            # brings them back (only tracking reports the latter, so histories from before
+            # never take that path)
+            await workflow.wait_condition(
+                lambda: self.delivery_report is not None or self.returned_report is not None
             )
-            self.status = ShipmentStatus.DELIVERED
-            await self._tell_parent("delivered", shipped)
+            if self.delivery_report is None:
+                await activity_calls.run(
+                    "record_returned_to_sender",
+                    RecordReturnedToSenderInput(fulfillment=input, returned=shipped),
+                )
+                self.status = ShipmentStatus.RETURNED_TO_SENDER
+                await self._tell_parent("returned_to_sender", shipped)
+            else:
+                await activity_calls.run(
+                    "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+                )
+                self.status = ShipmentStatus.DELIVERED
+                await self._tell_parent("delivered", shipped)
         elif self.status == ShipmentStatus.PICKED:
             self.status = ShipmentStatus.BACKORDERED  # nothing found: all re-routed
         else:
@@ -240,7 +255,11 @@ class FulfillmentWorkflow:
             )
 
     def _check_deliver(self, report: DeliverReport) -> None:
-        if self.status != ShipmentStatus.SHIPPED or self.delivery_report is not None:
+        if (
+            self.status != ShipmentStatus.SHIPPED
+            or self.delivery_report is not None
+            or self.returned_report is not None
+        ):
             raise ApplicationError(
                 f"shipment is {self.status.value}, not SHIPPED",
                 type="NotPending",
@@ -286,6 +305,21 @@ class FulfillmentWorkflow:
     @report_delivery.validator
     def _validate_delivery(self, report: DeliverReport) -> None:
         self._check_deliver(report)
+
+    @workflow.update
+    async def report_returned_to_sender(self, report: ReturnedToSenderReport) -> StoreReportResult:
+        self.returned_report = report
+        await workflow.wait_condition(lambda: self.status != ShipmentStatus.SHIPPED)
+        return self._result()
+
+    @report_returned_to_sender.validator
+    def _validate_returned(self, report: ReturnedToSenderReport) -> None:
+        if self.status != ShipmentStatus.SHIPPED or self.returned_report is not None:
+            raise ApplicationError(
+                f"shipment is {self.status.value}, not SHIPPED",
+                type="NotPending",
+                non_retryable=True,
+            )
 
     @workflow.signal
     def pick(self, report: PickReport) -> None:

@@ -79,6 +79,7 @@ class ReleaseStatus(StrEnum):
     BACKORDERED = "BACKORDERED"
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
+    RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
     CANCELLED = "CANCELLED"
 
 
@@ -88,11 +89,15 @@ class ShipmentStatus(StrEnum):
     BACKORDERED = "BACKORDERED"
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
+    # the carrier could not deliver it and brings it back to the location
+    RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
     CANCELLED = "CANCELLED"
 
 
 DocumentKind = Literal["delivery_note", "return_note", "return_label"]
-ProgressKind = Literal["released", "picked", "shipped", "delivered", "cancelled"]
+ProgressKind = Literal[
+    "released", "picked", "shipped", "delivered", "cancelled", "returned_to_sender"
+]
 # strict: a JSON string "2" or `true` is not a quantity
 MAX_ORDER_TOTAL = Decimal("1000000000000")  # the store keeps 14 digits, 2 decimals
 PositiveQty = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
@@ -407,6 +412,9 @@ class SalesChannelConfig(_Tolerant):
     # kept back from each return's refund (the customer pays the way back); never below 0
     return_shipping_fee: Decimal = Decimal("0")
     return_disposition: Disposition = "RESTOCK"
+    # a shipment whose delivery failed this many times (tracking) goes back to the
+    # location that shipped it (a RETURN_TO_SENDER return)
+    delivery_attempts_before_return: int = Field(default=3, ge=1)
     return_disposition_rules: list[DispositionRule] = Field(
         default_factory=_default_disposition_rules
     )
@@ -663,6 +671,12 @@ class DeliverReport(_Strict):
     delivered_at: datetime | None = None
 
 
+class ReturnedToSenderReport(_Strict):
+    """The carrier gave up delivering a shipment and brings it back (tracking)."""
+
+    reason: str = Field(default="returned to sender", max_length=500)
+
+
 # --------------------------------------------------------------------------- projection
 
 
@@ -908,6 +922,11 @@ class RecordShipInput(BaseModel):
 class RecordDeliveryInput(BaseModel):
     fulfillment: FulfillmentInput
     delivered: dict[str, int]
+
+
+class RecordReturnedToSenderInput(BaseModel):
+    fulfillment: FulfillmentInput
+    returned: dict[str, int]
 
 
 class CancelReleaseInput(BaseModel):

@@ -181,7 +181,10 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         await self._complete_after_return_window()
 
     async def _complete_after_return_window(self) -> None:
-        if self.view.status == OrderStatus.DELIVERED and self.returns_enabled:
+        if self.returns_enabled and self.view.status in (
+            OrderStatus.DELIVERED,
+            OrderStatus.RETURNED,
+        ):
             await self._take_returns()
         elif self.view.status == OrderStatus.DELIVERED:
             workflow.set_current_details("delivered; return window open")
@@ -574,4 +577,6 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
             f"shipment_{progress.kind}",
             f"{progress.shipment_key} at {progress.location_id}: {parts}",
         )
+        if progress.kind == "returned_to_sender":
+            await self._return_to_sender(progress)
         await self._refresh_fulfillment_status()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -16,11 +17,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls
     from workflows.model import (
+        FulfillmentProgress,
         OrderStatus,
         ReturnItem,
         ReturnLine,
         ReturnOutcome,
         ReturnRequestInput,
+        ReturnRequestLine,
         ReturnView,
         ReturnWorkflowInput,
         TrackingNotice,
@@ -44,7 +47,7 @@ class OrderReturns(OrderBase):
         """Per line: delivered units not yet returned nor in an open return."""
         pending: dict[str, int] = {}
         for ret in self.view.returns:
-            if ret.type != "CANCEL" and ret.status == "OPEN":
+            if ret.type == "RETURN" and ret.status == "OPEN":
                 for line in ret.lines:
                     pending[line.line_id] = pending.get(line.line_id, 0) + line.quantity
         return {
@@ -62,7 +65,6 @@ class OrderReturns(OrderBase):
         seq = sum(1 for r in self.view.returns if r.type != "CANCEL") + 1
         now = workflow.now()
         return_id = return_id_for(self.order.order_id, seq)
-        by_line = {line.line_id: line for line in self.view.lines}
         location_id = request.location_id or self._shipped_from(request.lines[0].line_id)
         ret = ReturnView(
             return_id=return_id,
@@ -81,16 +83,29 @@ class OrderReturns(OrderBase):
             f"{return_id} ({request.reason_code}) to {location_id}: "
             + ", ".join(f"{ln.line_id} x {ln.quantity}" for ln in request.lines),
         )
-        assert ret.expires_at is not None
+        await self._start_return(seq, ret, request.lines, self.channel.return_shipping_fee)
+        await self._publish()
+        return ret
+
+    async def _start_return(
+        self,
+        seq: int,
+        ret: ReturnView,
+        lines: list[ReturnRequestLine] | list[ReturnLine],
+        shipping_fee: Decimal,
+    ) -> None:
+        by_line = {line.line_id: line for line in self.view.lines}
+        assert ret.expires_at is not None and ret.location_id is not None
         await workflow.start_child_workflow(
             ReturnWorkflow.run,
             ReturnWorkflowInput(
-                return_id=return_id,
+                return_id=ret.return_id,
                 order_id=self.order.order_id,
                 sales_channel=self.order.sales_channel,
                 currency=self.order.payment.currency,
-                location_id=location_id,
-                reason_code=request.reason_code,
+                type=ret.type,
+                location_id=ret.location_id,
+                reason_code=ret.reason_code or ret.type.lower(),
                 items=[
                     ReturnItem(
                         line_id=ln.line_id,
@@ -98,20 +113,47 @@ class OrderReturns(OrderBase):
                         quantity=ln.quantity,
                         unit_price=by_line[ln.line_id].unit_price,
                     )
-                    for ln in request.lines
+                    for ln in lines
                 ],
                 expires_at=ret.expires_at,
-                shipping_fee=self.channel.return_shipping_fee,
+                shipping_fee=shipping_fee,
                 disposition=self.channel.return_disposition,
                 disposition_rules=self.channel.return_disposition_rules,
                 order=self.order,
             ),
             id=return_workflow_id(self.order.order_id, seq),
-            static_summary=f"return {return_id} to {location_id}",
+            static_summary=f"{ret.type.lower()} {ret.return_id} to {ret.location_id}",
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
-        await self._publish()
-        return ret
+
+    async def _return_to_sender(self, progress: FulfillmentProgress) -> None:
+        """The carrier brings a shipment back: its units come back to the location that
+        shipped them as a RETURN_TO_SENDER return (received, disposed and refunded like a
+        customer's return, without the return shipping fee)."""
+        if sum(1 for r in self.view.returns if r.type != "CANCEL") >= MAX_RETURNS:
+            return
+        seq = sum(1 for r in self.view.returns if r.type != "CANCEL") + 1
+        now = workflow.now()
+        lines = [
+            ReturnLine(line_id=lid, quantity=q) for lid, q in sorted(progress.quantities.items())
+        ]
+        ret = ReturnView(
+            return_id=return_id_for(self.order.order_id, seq),
+            type="RETURN_TO_SENDER",
+            lines=lines,
+            status="OPEN",
+            reason=f"{progress.shipment_key} returned to sender",
+            reason_code="returned_to_sender",
+            location_id=progress.location_id,
+            created_at=now,
+            expires_at=now + timedelta(days=self.channel.return_expiry_days),
+        )
+        self.view.returns.append(ret)
+        self._event(
+            "return_to_sender",
+            f"{ret.return_id}: {progress.shipment_key} back to {progress.location_id}",
+        )
+        await self._start_return(seq, ret, lines, Decimal("0"))
 
     @request_return.validator
     def _check_return(self, request: ReturnRequestInput) -> None:
@@ -160,6 +202,15 @@ class OrderReturns(OrderBase):
         ret.status = outcome.status
         ret.received = outcome.received
         ret.refund_amount = outcome.refund_amount
+        if ret.type == "RETURN_TO_SENDER":
+            # never delivered: the order's status already says so
+            self._event(
+                f"return_{outcome.status.lower()}",
+                f"{ret.return_id}: back at {ret.location_id}, refund "
+                f"{outcome.refund_amount or 0} {self.order.payment.currency}",
+            )
+            await self._publish()
+            return
         by_line = {line.line_id: line for line in self.view.lines}
         for received in outcome.received:
             line = by_line.get(received.line_id)
@@ -212,12 +263,15 @@ class OrderReturns(OrderBase):
 
     async def _take_returns(self) -> None:
         """The return window of a delivered order: returns come and go; the order completes
-        when the window is over and no return is still open."""
-        window = timedelta(days=self.channel.return_window_days)
-        self.return_window_end = workflow.now() + window
-        workflow.set_current_details(
-            f"**DELIVERED** return window open until {self.return_window_end:%Y-%m-%d %H:%M} UTC"
-        )
-        await workflow.sleep(window)
+        when the window is over and no return is still open. An order whose every unit
+        came back undelivered (RETURNED) completes once those returns are received."""
+        if self.view.status == OrderStatus.DELIVERED:
+            window = timedelta(days=self.channel.return_window_days)
+            self.return_window_end = workflow.now() + window
+            workflow.set_current_details(
+                f"**DELIVERED** return window open until "
+                f"{self.return_window_end:%Y-%m-%d %H:%M} UTC"
+            )
+            await workflow.sleep(window)
         await workflow.wait_condition(lambda: not self._open_returns())
         await self._set_status(OrderStatus.COMPLETED, "return window over")

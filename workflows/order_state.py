@@ -31,7 +31,15 @@ from workflows.model import (
 )
 
 AllocationState = Literal[
-    "scheduled", "released", "picked", "shipped", "delivered", "backordered", "cancelled"
+    "scheduled",
+    "released",
+    "picked",
+    "shipped",
+    "delivered",
+    "backordered",
+    "cancelled",
+    # shipped, and brought back by the carrier (tracking): never delivered
+    "returned_to_sender",
 ]
 
 
@@ -81,11 +89,13 @@ class LineProgress(BaseModel):
             return LineStatus.SHIPPED
         if self.units("delivered"):
             return LineStatus.DELIVERED
+        if self.units("returned_to_sender"):
+            return LineStatus.RETURNED
         return LineStatus.CREATED
 
     @property
     def done(self) -> bool:
-        return self.status() in (LineStatus.DELIVERED, LineStatus.CANCELLED)
+        return self.status() in (LineStatus.DELIVERED, LineStatus.CANCELLED, LineStatus.RETURNED)
 
     @property
     def current_location(self) -> str | None:
@@ -288,6 +298,14 @@ class OrderState(BaseModel):
             elif progress.kind == "delivered" and lid in progress.quantities:
                 alloc.state = "delivered"
                 self._set_release(progress, lid, ReleaseStatus.DELIVERED, ShipmentStatus.DELIVERED)
+            elif progress.kind == "returned_to_sender" and lid in progress.quantities:
+                alloc.state = "returned_to_sender"
+                self._set_release(
+                    progress,
+                    lid,
+                    ReleaseStatus.RETURNED_TO_SENDER,
+                    ShipmentStatus.RETURNED_TO_SENDER,
+                )
             elif progress.kind == "cancelled" and lid in progress.quantities:
                 line.cancelled += alloc.quantity
                 alloc.state = "cancelled"
@@ -312,7 +330,7 @@ class OrderState(BaseModel):
             )
         if progress.kind == "shipped":
             return alloc.state == "picked" and 0 < quantity <= alloc.quantity
-        if progress.kind == "delivered":
+        if progress.kind in ("delivered", "returned_to_sender"):
             return alloc.state == "shipped"
         # cancelled: only what this order asked its location to cancel
         return alloc.state in ("released", "picked") and line_id in self.cancelling
@@ -445,6 +463,11 @@ class OrderState(BaseModel):
             return OrderStatus.CANCELLED
         if all(s == LineStatus.DELIVERED for s in live):
             return OrderStatus.DELIVERED
+        if all(s in (LineStatus.DELIVERED, LineStatus.RETURNED) for s in live):
+            # some or all units came back undelivered (returned to sender)
+            if any(s == LineStatus.DELIVERED for s in live):
+                return OrderStatus.DELIVERED
+            return OrderStatus.RETURNED
         if all(s in (LineStatus.SHIPPED, LineStatus.DELIVERED) for s in live):
             return OrderStatus.SHIPPED
         if any(p.units("shipped", "delivered") for p in self.lines.values()):

@@ -475,6 +475,39 @@ async def tracked(stack: Stack) -> str:
     return order_id
 
 
+@scenario("returned_to_sender")
+async def returned_to_sender(stack: Stack) -> str:
+    """Shipped, three failed deliveries: back to its location, received, completed."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    for action, body in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 2}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "T-2"}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{key}/{action}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, answer
+    events = [
+        {"event_id": f"f{n}", "status": "DELIVERY_FAILED", "at": f"2026-11-2{n}T09:00:00Z"}
+        for n in (1, 2, 3)
+    ]
+    status, answer = await stack.call(
+        "POST", f"/v1/shipments/{key}/tracking", key="WH-BERLIN", json={"events": events}
+    )
+    assert status == 200, answer
+    view = await stack.wait_status(order_id, "RETURNED")
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{view['returns'][0]['return_id']}/receive",
+        key="ops",
+        json={"lines": [{"line_id": "1", "quantity": 2, "condition": "new"}]},
+    )
+    assert status == 200, outcome
+    await stack.wait_status(order_id, "COMPLETED")
+    return order_id
+
+
 # ---------------------------------------------------------------------------- record
 async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory]:
     """The order's history and each of its releases'."""

@@ -115,3 +115,78 @@ async def test_tracking_input_is_checked(stack: Stack) -> None:
         json={"events": [{"event_id": "x", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00Z"}]},
     )
     assert status == 404, answer
+
+
+async def test_three_failed_deliveries_return_the_shipment_to_its_location(
+    stack: Stack, callback: Callback
+) -> None:
+    channel, secret = await shop(stack, callback, return_shipping_fee="2.00")
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 3)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=2))
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    for action, body in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 2}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "JD0002"}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{key}/{action}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, answer
+    path = f"/v1/shipments/{key}/tracking"
+    for n in (1, 2, 3):
+        status, answer = await stack.call(
+            "POST",
+            path,
+            key="WH-BERLIN",
+            json={
+                "events": [
+                    {
+                        "event_id": f"fail-{n}",
+                        "status": "DELIVERY_FAILED",
+                        "at": f"2026-11-2{n}T10:00:00Z",
+                        "detail": "nobody at home",
+                    }
+                ]
+            },
+        )
+        assert status == 200, answer
+        if n < 3:
+            status, shipment = await stack.call("GET", f"/v1/shipments/{key}", key="ops")
+            assert shipment["status"] == "SHIPPED", shipment
+
+    # the third failure sends it back: a RETURN_TO_SENDER return to Berlin, the order
+    # RETURNED (nothing of it was delivered)
+    view = await stack.wait_status(order_id, "RETURNED")
+    (back,) = view["returns"]
+    assert back["type"] == "RETURN_TO_SENDER" and back["location_id"] == "WH-BERLIN"
+    assert back["lines"] == [{"line_id": "1", "quantity": 2}]
+    assert {s["status"] for s in view["shipments"]} == {"RETURNED_TO_SENDER"}
+    status, listed = await stack.call("GET", f"/v1/returns?order_id={order_id}", key=channel)
+    assert status == 200 and [r["type"] for r in listed["returns"]] == ["RETURN_TO_SENDER"]
+    # a delivery reported now is refused: the parcel is on its way back
+    status, late = await stack.call("POST", f"/v1/shipments/{key}/deliver", key="WH-BERLIN")
+    assert status == 409, late
+
+    # Berlin receives the parcel: both units back in stock, the whole price refunded
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{back['return_id']}/receive",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "quantity": 2, "condition": "new"}]},
+    )
+    assert status == 200 and outcome["refund_amount"] == "39.98", outcome
+    rows = {r.location_id: r for r in await stack.store.inventory.stock([sku])}
+    assert rows["WH-BERLIN"].on_hand == 3
+
+    async def refunded() -> dict[str, Any] | None:
+        for header, raw in callback.received:
+            message = json.loads(raw)
+            if message.get("type") == "refund_notice" and message["order_id"] == order_id:
+                assert webhooks.verify(secret, header, raw)
+                return dict(message)
+        return None
+
+    notice = await eventually(refunded, "the refund notice")
+    assert notice["amount"] == "39.98" and notice["shipping_fee"] == "0"
+    await stack.wait_status(order_id, "COMPLETED")
