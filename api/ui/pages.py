@@ -31,7 +31,7 @@ from api import reports as report_api
 from api.auth import PRINCIPAL
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE
-from api.errors import ApiError, CommandPending, parse
+from api.errors import ApiError, CommandPending, parse, unstorable_text
 from api.fulfillment import CANCELLED_DAYS, OPEN_WORK_ORDERS, send_report
 from api.messages import AssignmentsRequest, CancelRequest, PickRequest
 from api.order_views import render as render_view
@@ -248,6 +248,18 @@ def page(*roles: str) -> Callable[[PageHandler], Callable[[web.Request], Awaitab
                     )
                 request[FORM] = form
             try:
+                if FORM in request:
+                    # what the JSON API refuses in a body (NUL, lone surrogates) is refused
+                    # here too: no database could store it
+                    fields = {k: v for k, v in request[FORM].items() if isinstance(v, str)}
+                    problems = unstorable_text(fields)
+                    if problems:
+                        raise ApiError(
+                            422,
+                            "validation_error",
+                            "the form has text that cannot be stored",
+                            problems,
+                        )
                 return await handler(request, principal)
             except ApiError as err:
                 if request.method == "POST" and err.status in (404, 409, 422):

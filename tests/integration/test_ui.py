@@ -242,6 +242,13 @@ async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> 
             response = await page.request.post(ui.url(path), form=form, max_redirects=0)
             assert response.status == 403, await response.text()
             assert "csrf_failed" in await response.text()
+        # with the token, text no database stores is refused like the API refuses it
+        await page.goto(ui.url(f"/ui/orders/{order_id.replace('@', '%40')}"))
+        token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+        response = await page.request.post(
+            ui.url(path), form={"reason": "nul\x00byte", "csrf_token": token or ""}
+        )
+        assert response.status == 200 and "cannot be stored" in await response.text()
         assert (await stack.order(order_id))["status"] != "CANCELLED"
 
         # the key revoked: the session ends on the next page
