@@ -282,6 +282,22 @@ async def test_reports_page_json_and_csv_agree(stack: Stack, ui: Ui) -> None:
         assert text.splitlines()[0] == "section,name,value"
         assert "orders,total," in text
 
+        # the other ops pages: inventory with each channel's ATP after its buffers
+        sku = unique_sku()
+        await stack.set_stock([("ST-HAMBURG", sku, 5)])
+        response = await page.goto(ui.url(f"/ui/inventory?sku={sku}"))
+        assert response is not None and response.status == 200
+        row = page.locator("table.stock tbody tr", has_text="ST-HAMBURG")
+        # the web channel holds 2 units of every store back (workers/seed.py)
+        cells = await row.locator("td").all_inner_texts()
+        assert cells[:5] == [sku, "ST-HAMBURG", "5", "0", "5"], cells
+        headers = await page.locator("table.stock thead th").all_inner_texts()
+        web = next(i for i, h in enumerate(headers) if h.startswith("ATP web"))
+        assert cells[web].split() == ["3", "\u22122"], cells[web]
+        for path in ("/ui/orders?status=DELIVERED", "/ui/work-orders?location=WH-MUNICH"):
+            response = await page.goto(ui.url(path))
+            assert response is not None and response.status == 200, path
+
 
 async def test_ops_resumes_a_held_order_with_a_corrected_payment(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
