@@ -123,6 +123,11 @@ class TrackingRecorded(BaseModel):
     recorded: int = Field(description="new events (a repeated event id counts once)")
     repeated: int
     told_order: int = Field(description="new events passed to the order (and its channel)")
+    shipment_update: dict[str, str] | None = Field(
+        default=None,
+        description="the shipment step the events caused (report_delivery or "
+        "report_returned_to_sender): done, or pending with the command to look up",
+    )
     timeline: list[TrackingEntry] = Field(description="every event, in the order they happened")
 
 

@@ -23,7 +23,7 @@ from temporalio.service import RPCStatusCode
 
 from api.auth import require
 from api.context import STORE, TEMPORAL
-from api.errors import ApiError, parse, read_json, workflow_error
+from api.errors import ApiError, CommandPending, parse, read_json, workflow_error
 from api.fulfillment import send_report
 from store import Principal
 from store.fulfillment import ShipmentRecord
@@ -121,6 +121,7 @@ async def report_tracking(request: web.Request) -> web.Response:
     back = any(e.status == "RETURNED_TO_SENDER" for e in new) or (
         any(e.status == "DELIVERY_FAILED" for e in new) and failures >= attempts
     )
+    shipment_update: dict[str, str] | None = None
     if record.status == "SHIPPED" and (delivered or back):
         update_name, report = (
             ("report_delivery", DeliverReport())
@@ -134,6 +135,10 @@ async def report_tracking(request: web.Request) -> web.Response:
         )
         try:
             await send_report(request, record.shipment_key, update_name, report)
+            shipment_update = {"status": "done", "update": update_name}
+        except CommandPending as pending:
+            # the events are recorded; the shipment's step is on its way (look it up)
+            shipment_update = {**pending.body(), "update": update_name}
         except ApiError as err:
             if err.status != 409:  # delivered or returned meanwhile: nothing to do
                 raise
@@ -143,6 +148,7 @@ async def report_tracking(request: web.Request) -> web.Response:
             "recorded": len(new),
             "repeated": len(asked.events) - len(new),
             "told_order": told,
+            "shipment_update": shipment_update,
             "timeline": _timeline(timeline),
         }
     )

@@ -360,7 +360,8 @@ class FulfillmentRepository:
             + func.substr(per_shipment.c.shipment_key, func.length(per_shipment.c.order_id) + 3)
         )
         ranked = [
-            (per_shipment.c.rank == _RANK[s], s) for s in ("OPEN", "PICKED", "SHIPPED", "DELIVERED")
+            (per_shipment.c.rank == _RANK[s], s)
+            for s in ("OPEN", "PICKED", "SHIPPED", "DELIVERED", "RETURNED_TO_SENDER")
         ]
         status = case(
             *ranked,

@@ -208,7 +208,7 @@ class OrderRelease(Base):
     order_id: Mapped[str] = mapped_column(String(ORDER_ID), index=True)
     location_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # RETURNED_TO_SENDER: revision 0004
     # 1 marks the current release of a line, 0 a superseded one
     status_quantity: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
@@ -226,7 +226,7 @@ class Shipment(Base):
     picked_quantity: Mapped[int] = mapped_column(Integer, default=0)
     # shipped quantity: 0 until the units ship
     quantity: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # RETURNED_TO_SENDER: revision 0004
     carrier: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tracking_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[datetime]

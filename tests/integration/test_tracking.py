@@ -164,6 +164,13 @@ async def test_three_failed_deliveries_return_the_shipment_to_its_location(
     assert {s["status"] for s in view["shipments"]} == {"RETURNED_TO_SENDER"}
     status, listed = await stack.call("GET", f"/v1/returns?order_id={order_id}", key=channel)
     assert status == 200 and [r["type"] for r in listed["returns"]] == ["RETURN_TO_SENDER"]
+    # Berlin's work-order list says so
+    status, listed_wo = await stack.call(
+        "GET", "/v1/locations/WH-BERLIN/work-orders?status=RETURNED_TO_SENDER", key="WH-BERLIN"
+    )
+    assert status == 200, listed_wo
+    mine = [w for w in listed_wo["work_orders"] if w["shipment_key"] == key]
+    assert [w["status"] for w in mine] == ["RETURNED_TO_SENDER"], listed_wo
     # a delivery reported now is refused: the parcel is on its way back
     status, late = await stack.call("POST", f"/v1/shipments/{key}/deliver", key="WH-BERLIN")
     assert status == 409, late
