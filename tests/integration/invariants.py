@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -39,9 +39,16 @@ from workflows import search
 E = EventType
 TERMINAL = ("CANCELLED", "COMPLETED")
 # statuses after which an order holds no stock any more
-CLOSED_FOR_STOCK = ("CANCELLED", "DECLINED", "DELIVERED", "COMPLETED")
+CLOSED_FOR_STOCK = (
+    "CANCELLED",
+    "DECLINED",
+    "DELIVERED",
+    "PARTIALLY_RETURNED",
+    "RETURNED",
+    "COMPLETED",
+)
 # statuses the test drives every order to in the end (DELIVERED waits for its return window)
-ENDED = ("CANCELLED", "COMPLETED", "DELIVERED")
+ENDED = ("CANCELLED", "COMPLETED", "DELIVERED", "PARTIALLY_RETURNED", "RETURNED")
 LIVE_RESERVATION = ("ACTIVE", "PICKED")
 # a timer at most this long is the workflow's own next step (a backorder retry), not a wait
 # for the outside world (return window, approval timeout)
@@ -297,7 +304,7 @@ def check_status_matches_lines(facts: OrderFacts) -> list[Violation]:
     elif lines and all(
         ln["delivered_quantity"] + ln["cancelled_quantity"] >= ln["quantity"] for ln in lines
     ):
-        if status not in ("DELIVERED", "COMPLETED"):
+        if status not in ("DELIVERED", "PARTIALLY_RETURNED", "RETURNED", "COMPLETED"):
             out.append(
                 Violation(
                     "delivered-order-not-delivered",
@@ -407,10 +414,17 @@ async def read_store(
             ).scalars()
         )
         adjustments: Counter[tuple[str, str]] = Counter()
+        # the test's own deltas, and units of these orders' returns put back into stock
+        restocked = [
+            f"{r.return_id}:{line['line_id']}:restock" for r in returns for line in r.lines
+        ]
         for adj in (
             await session.execute(
                 select(InventoryAdjustment).where(
-                    InventoryAdjustment.adjustment_id.startswith(adjustment_prefix)
+                    or_(
+                        InventoryAdjustment.adjustment_id.startswith(adjustment_prefix),
+                        InventoryAdjustment.adjustment_id.in_(restocked),
+                    )
                 )
             )
         ).scalars():
@@ -619,13 +633,16 @@ def check_lines(facts: OrderFacts, store: StoreFacts) -> list[Violation]:
     oid = facts.order_id
     view = facts.view
     status = view.get("status")
-    view_returns: Counter[tuple[str, str]] = Counter()  # (type, line) -> units
+    # (type, line) -> units; an EXPIRED return brought nothing back
+    view_returns: Counter[tuple[str, str]] = Counter()
     for ret in view.get("returns", []):
+        if ret["status"] == "EXPIRED":
+            continue
         for line in ret["lines"]:
             view_returns[(ret["type"], line["line_id"])] += line["quantity"]
     store_returns: Counter[tuple[str, str]] = Counter()
     for row in store.returns:
-        if row.order_id == oid:
+        if row.order_id == oid and row.status != "EXPIRED":
             for line in row.lines:
                 store_returns[(row.type, line["line_id"])] += line["quantity"]
     reservations = [r for r in store.reservations if r.order_id == oid]
@@ -648,6 +665,27 @@ def check_lines(facts: OrderFacts, store: StoreFacts) -> list[Violation]:
         if exceeded:
             out.append(
                 Violation("returns-exceed-ordered", subject, _merge_sources(exceeded), (oid,))
+            )
+        # a customer's returns: what came back is counted once, and never more than came
+        received = sum(
+            r["quantity"]
+            for ret in view.get("returns", [])
+            if ret["type"] == "RETURN" and ret["status"] == "RECEIVED"
+            for r in ret.get("received", [])
+            if r["line_id"] == lid
+        )
+        asked = view_returns[("RETURN", lid)]
+        returned = line.get("returned_quantity", 0)
+        if returned != received or asked > line["delivered_quantity"]:
+            out.append(
+                Violation(
+                    "returns-mismatch",
+                    subject,
+                    f"returned_quantity {returned}, received in RETURN returns {received}, "
+                    f"asked back (not expired) {asked} of {line['delivered_quantity']} "
+                    "delivered",
+                    (oid,),
+                )
             )
         if mismatched:
             out.append(

@@ -142,6 +142,7 @@ class Chaos:
         # order ids unique per run: both backends share one Temporal server
         self.prefix = f"CX{token}{stack.backend[0].upper()}"
         self.adjustment_prefix = f"chaos-{token}-{stack.backend}-"
+        self.tracking = 0
         self.adjustments = 0
         self.skus: list[str] = []
         self.stocked: list[str] = []  # SKUs with stock somewhere
@@ -585,6 +586,14 @@ class Chaos:
                 add(3, partial(self.ship, order_id, key, loc))
             if "SHIPPED" in states:
                 add(3, partial(self.deliver, order_id, key, loc))
+                add(0.6, partial(self.track, order_id, key, loc, "delivered"))
+                add(0.4, partial(self.track, order_id, key, loc, "failed"))
+                add(
+                    0.3,  # the carrier's delivery and the location's at once
+                    lambda k=key, lo=loc: self.together(  # type: ignore[misc]
+                        self.track(order_id, k, lo, "delivered"), self.deliver(order_id, k, lo)
+                    ),
+                )
         seqs = sorted({int(r["release_key"].rsplit("-R", 1)[1]) for r in view["releases"]})
         if seqs:
             add(0.4, lambda: self.replay_report(order_id, rng.choice(seqs), rng.randint(0, 5)))
@@ -623,6 +632,32 @@ class Chaos:
             )
         if status not in ROUTING_WAITS:
             add(0.1, lambda: self.resume(order_id, fixed=rng.random() < 0.5))
+        # after delivery: returns, and their parcels received
+        delivered = [ln for ln in view["lines"] if ln.get("delivered_quantity")]
+        if delivered and status in ("DELIVERED", "PARTIALLY_RETURNED", "RETURNED"):
+            line = rng.choice(delivered)
+            add(
+                1.5,
+                lambda ln=line: self.ask_return(  # type: ignore[misc]
+                    order_id, ln["line_id"], rng.randint(1, ln["delivered_quantity"] + 1)
+                ),
+            )
+            add(
+                0.3,  # two returns of the same units at once: one of them fits
+                lambda ln=line: self.together(  # type: ignore[misc]
+                    self.ask_return(order_id, ln["line_id"], ln["delivered_quantity"]),
+                    self.ask_return(order_id, ln["line_id"], ln["delivered_quantity"]),
+                ),
+            )
+        for ret in view.get("returns", []):
+            if ret["type"] != "CANCEL" and ret["status"] == "OPEN":
+                add(2, lambda r=ret: self.receive(order_id, r))  # type: ignore[misc]
+                add(
+                    0.3,  # the parcel reported twice at once: counted once
+                    lambda r=ret: self.together(  # type: ignore[misc]
+                        self.receive(order_id, r), self.receive(order_id, r)
+                    ),
+                )
         return ops
 
     async def together(self, *messages: Coroutine[Any, Any, None]) -> None:
@@ -647,6 +682,67 @@ class Chaos:
 
     def deliver(self, order_id: str, key: str, location_id: str) -> Coroutine[Any, Any, None]:
         return self.store_report("deliver", order_id, key, location_id, {})
+
+    async def ask_return(self, order_id: str, line_id: str, quantity: int) -> None:
+        """The web shop asks for a return of delivered units (more than returnable: 422)."""
+        await self.request(
+            "return",
+            order_id,
+            "POST",
+            f"/v1/orders/{order_id}/returns",
+            key=self.orders[order_id].shop_key,
+            payload={
+                "lines": [{"line_id": line_id, "quantity": quantity}],
+                "reason_code": self.rng.choice(("changed_mind", "damaged", "defective")),
+            },
+        )
+
+    async def receive(self, order_id: str, ret: dict[str, Any]) -> None:
+        """The receiving location says what the parcel held (some units may be missing)."""
+        lines = [
+            {
+                "line_id": line["line_id"],
+                "quantity": self.rng.randint(0, line["quantity"]),
+                "condition": self.rng.choice(("new", "opened", "damaged", "defective")),
+            }
+            for line in ret["lines"]
+        ]
+        await self.request(
+            "receive",
+            order_id,
+            "POST",
+            f"/v1/returns/{ret['return_id']}/receive",
+            key=ret["location_id"] if self.rng.random() < 0.7 else "ops",
+            payload={"lines": lines},
+        )
+
+    async def track(self, order_id: str, key: str, location_id: str, outcome: str) -> None:
+        """A carrier's tracking events: delivered, or three failed attempts (back to the
+        sender); event ids may repeat."""
+        self.tracking += 1
+        n = self.tracking
+        if outcome == "delivered":
+            events = [
+                {"event_id": f"t{n}-1", "status": "IN_TRANSIT", "at": "2026-11-20T08:00:00Z"},
+                {"event_id": f"t{n}-2", "status": "DELIVERED", "at": "2026-11-20T12:00:00Z"},
+            ]
+        else:
+            events = [
+                {
+                    "event_id": f"t{n}-{i}",
+                    "status": "DELIVERY_FAILED",
+                    "at": f"2026-11-2{i}T09:00:00Z",
+                }
+                for i in (1, 2, 3)
+            ]
+        await self.request(
+            f"track_{outcome}",
+            order_id,
+            "POST",
+            f"/v1/shipments/{key}/tracking",
+            key=location_id,
+            payload={"events": events},
+        )
 
     def choose(self, ops: list[tuple[float, Factory]]) -> Factory:
         return self.rng.choices([f for _, f in ops], [w for w, _ in ops])[0]
