@@ -11,8 +11,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make dev WORKERS=2`: that many worker processes on the one task queue
+WORKERS ?= 1
 dev: $(STAMP)
-	$(PY) -m workers.dev
+	$(PY) -m workers.dev --workers $(WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

