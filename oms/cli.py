@@ -893,5 +893,210 @@ def orders_cancel(
     _outcome(obj, status, answer, f"cancelled {order_id}", wait)
 
 
+# --------------------------------------------------------------------------- loadgen
+
+
+def _mix(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str, float]:
+    from oms.loadgen import parse_mix
+
+    try:
+        return parse_mix(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@cli.command("loadgen")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True, max=1000),
+    required=True,
+    help="Orders placed per second.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    required=True,
+    help="Seconds to place orders for.",
+)
+@click.option(
+    "--mix",
+    default="web=1",
+    show_default=True,
+    callback=_mix,
+    help="Sales channels and their shares of the orders, e.g. web=0.8,b2b=0.2.",
+)
+@click.option(
+    "--sku",
+    "skus",
+    multiple=True,
+    default=("SKU-1", "SKU-2", "SKU-3"),
+    show_default=True,
+    help="SKUs ordered (one unit each, at random; repeatable).",
+)
+@click.option(
+    "--location",
+    "locations",
+    multiple=True,
+    help="Locations whose work orders are picked, shipped and delivered (repeatable; "
+    "default: every location).",
+)
+@click.option(
+    "--approver-key",
+    envvar="OMS_LOADGEN_APPROVER_KEY",
+    default="dev-alice",
+    show_default=True,
+    help="Approver key that approves the orders' pending approvals (env "
+    "OMS_LOADGEN_APPROVER_KEY; empty: nobody approves).",
+)
+@click.option(
+    "--stock",
+    type=click.IntRange(0, MAX_ON_HAND),
+    help="First set the stock of every --sku at every location to this (admin key).",
+)
+@click.option(
+    "--drain",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to go on playing the locations and approvers after the last order, "
+    "until every order is delivered.",
+)
+@click.option("--prefix", help="Start of the orders' ids (default: LG-<random>).")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05, max=10),
+    default=0.25,
+    show_default=True,
+    help="Seconds between two looks at the work orders and approvals.",
+)
+@click.option("--seed", type=int, help="Seed of the random choices (channel, SKU, city).")
+@json_option
+@pass_context
+def loadgen(
+    obj: Context,
+    rate: float,
+    duration: float,
+    mix: dict[str, float],
+    skus: tuple[str, ...],
+    locations: tuple[str, ...],
+    approver_key: str,
+    stock: int | None,
+    drain: float,
+    prefix: str | None,
+    poll: float,
+    seed: int | None,
+) -> None:
+    """Place orders at a rate and play the locations and approvers, for demos and for
+    finding the knee of the curve.
+
+    Orders (one unit of a --sku, shipped to a demo city, of a channel drawn from --mix) go
+    to POST /v1/orders at --rate per second for --duration seconds; the work orders of
+    these orders are picked, shipped and delivered as soon as they appear, and their
+    pending approvals approved with --approver-key. A progress line shows the orders
+    placed, in flight, delivered and the errors; a summary follows (orders/s, latency
+    from POST to DELIVERED). Needs an ops or admin key (OMS_API_KEY; admin for --stock).
+    Exit code 1 when an error was answered or an order was not delivered by the end of
+    --drain."""
+    import uuid
+
+    import aiohttp
+
+    from oms import loadgen as lg
+
+    api = obj.api
+    # the key must read (and so report on) every location's work orders: ops or admin
+    _, found = api.call("GET", "/v1/locations")
+    where = list(locations) or [loc["location_id"] for loc in found["locations"]]
+    if not where:
+        raise CliFailure("no locations to play: configure some (PUT /v1/locations)", EXIT_USAGE)
+    for location in where:
+        api.call("GET", f"/v1/locations/{quote(location, safe='')}/work-orders?limit=1")
+    if approver_key:
+        try:
+            api_as(api, approver_key).call("GET", "/v1/approvals?status=pending")
+        except ApiAnswer as err:
+            raise CliFailure(
+                f"the approver key is refused ({err.status} {err.code}): pass --approver-key "
+                "(env OMS_LOADGEN_APPROVER_KEY), or --approver-key '' for no approvals",
+                EXIT_USAGE,
+            ) from err
+    if stock is not None:
+        rows = [{"location_id": loc, "sku": sku, "on_hand": stock} for loc in where for sku in skus]
+        api.call("PUT", "/v1/inventory", rows)
+        click.echo(f"stock of {', '.join(skus)} set to {stock} at {len(where)} locations", err=True)
+    run_prefix = prefix or f"LG-{uuid.uuid4().hex[:6]}"
+    tty = sys.stderr.isatty()
+
+    async def drive() -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=api.timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            gen = lg.LoadGen(
+                http,
+                api.url,
+                str(api.key),
+                approver_key=approver_key or None,
+                prefix=run_prefix,
+                skus=skus,
+                locations=where,
+                poll_seconds=poll,
+                seed=seed,
+            )
+
+            async def progress() -> None:
+                every = 1.0 if tty else 5.0
+                while True:
+                    await asyncio.sleep(every)
+                    click.echo(("\r" if tty else "") + gen.stats.line(), nl=not tty, err=True)
+
+            shown = asyncio.create_task(progress())
+            try:
+                await gen.run(lambda: gen.at_rate(mix, rate, duration), drain_seconds=drain)
+            finally:
+                shown.cancel()
+            click.echo(("\r" if tty else "") + gen.stats.line(), err=True)
+            return lg.summary(gen.stats, await gen.open_statuses())
+
+    try:
+        result = asyncio.run(drive())
+    except lg.LoadGenError as err:
+        raise CliFailure(str(err), EXIT_API_ERROR) from err
+    result["prefix"] = run_prefix
+    if obj.json:
+        _echo_json(result)
+    else:
+        click.echo(_loadgen_summary(result, rate, duration))
+    if result["errors"] or result["in_flight"] or result["refused"]:
+        raise click.exceptions.Exit(EXIT_API_ERROR)
+
+
+def api_as(api: Api, key: str) -> Api:
+    return Api(api.url, key, api.timeout)
+
+
+def _loadgen_summary(result: dict[str, Any], rate: float, duration: float) -> str:
+    latency, post = result["latency_seconds"], result["post_seconds"]
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}s"
+
+    lines = [
+        f"orders {result['prefix']}-*: {rate:g}/s for {duration:g}s, {result['seconds']:.0f}s "
+        "in all",
+        f"  placed {result['placed']}, delivered {result['delivered']}, ended otherwise "
+        f"{result['ended_otherwise']}, in flight {result['in_flight']}, refused "
+        f"{result['refused']}",
+        f"  delivered per second {result['orders_per_second'] or '-'}; POST to DELIVERED p50 "
+        f"{secs(latency['p50'])}, p90 {secs(latency['p90'])}, p99 {secs(latency['p99'])}; "
+        f"POST /v1/orders p50 {secs(post['p50'])}, p99 {secs(post['p99'])}",
+        f"  approvals {result['approved']}, location reports {result['reports']}, "
+        f"requests {result['requests']}, errors {result['errors']}",
+    ]
+    for status, count in result["in_flight_by_status"].items():
+        lines.append(f"  still {status}: {count}")
+    for kind, count in result["errors_by_kind"].items():
+        lines.append(f"  error {kind}: {count}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     main()
