@@ -33,6 +33,18 @@ api: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.routing
 	$(PY) -m bench.inventory
+	$(PY) -m bench.lifecycle $(BENCH_ORDERS) $(BENCH_IN_FLIGHT) --workers $(BENCH_WORKERS)
+
+# Orders through the real API and workers from POST to DELIVERED against a bare Temporal
+# workflow pair with as many steps, on one dev server (bench/lifecycle.py); about a
+# minute with the defaults. The issue's figures: BENCH_ORDERS=200 BENCH_IN_FLIGHT=50;
+# BENCH_WORKERS=1,2,4 runs both at each worker count.
+BENCH_ORDERS ?= 40
+BENCH_IN_FLIGHT ?= 10
+BENCH_WORKERS ?= 1
+.PHONY: bench-lifecycle
+bench-lifecycle: $(STAMP)
+	$(PY) -m bench.lifecycle $(BENCH_ORDERS) $(BENCH_IN_FLIGHT) --workers $(BENCH_WORKERS)
 	$(PY) -m bench.reports
 
 # Random interleavings of order messages, longer than in `make test`, over several seeds
