@@ -75,6 +75,7 @@ def all_activities(
         reconcile.reconcile_reservations,
         returns.open_return,
         returns.dispose_return,
+        returns.open_vendor_work_order,
         returns.send_refund_notice,
         returns.settle_return,
         tracking.send_tracking_update,

@@ -13,7 +13,7 @@ from activities.documents import render_label, render_note, unknown_location
 from activities.partners import Sender
 from oms import ids
 from store import Store
-from store.receivers import callback_receiver
+from store.receivers import callback_receiver, location_receiver
 from store.returns import DisposedUnits
 from workflows.model import (
     DisposeReturnInput,
@@ -110,6 +110,49 @@ class ReturnActivities:
                 if line.quantity > 0
             ],
         )
+
+    @activity.defn(name="open_vendor_work_order")
+    async def open_vendor_work_order(self, request: DisposeReturnInput) -> str | None:
+        """A RETURN_TO_VENDOR work order for the units kept for the vendor, at the
+        receiving location, sent to its webhook (signed) when it has one; its id."""
+        ret = request.input
+        skus = {i.line_id: i.sku for i in ret.items}
+        items = [
+            {"line_id": line.line_id, "sku": skus[line.line_id], "quantity": line.quantity}
+            for line in request.received
+            if line.quantity > 0 and line.disposition == "RETURN_TO_VENDOR"
+        ]
+        if not items:
+            return None
+        work_order_id = f"{ret.return_id}-RTV"
+        await self.store.returns.vendor_work_orders.create(
+            work_order_id,
+            return_id=ret.return_id,
+            order_id=ret.order_id,
+            location_id=ret.location_id,
+            items=items,
+        )
+        rows = await self.store.config.locations([ret.location_id])
+        url = rows[0].get("webhook_url") if rows else None
+        if url:
+            message = {
+                "type": "work_order",
+                "kind": "RETURN_TO_VENDOR",
+                "work_order_id": work_order_id,
+                "return_id": ret.return_id,
+                "order_id": ret.order_id,
+                "location_id": ret.location_id,
+                "items": items,
+                "ship_path": f"/v1/work-orders/{work_order_id}/ship",
+            }
+            await self.sender.send(
+                ret.location_id,
+                location_receiver(ret.location_id),
+                str(url),
+                json.dumps(message, sort_keys=True).encode(),
+                work_order_id,
+            )
+        return work_order_id
 
     @activity.defn(name="send_refund_notice")
     async def send_refund_notice(self, request: RefundNoticeInput) -> bool:

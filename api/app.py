@@ -22,6 +22,7 @@ from api import (
     returns,
     tracking,
     ui,
+    work_orders,
 )
 from api.auth import auth_middleware
 from api.context import SETTINGS, STORE, TEMPORAL
@@ -54,6 +55,7 @@ ROUTE_TABLES = (
     returns.routes,
     reports.routes,
     tracking.routes,
+    work_orders.routes,
 )
 # answered without an API key (like /health, /openapi.json and /metrics)
 OPEN_PATHS = {"/ready"}

@@ -35,6 +35,7 @@ def _time(value: datetime | None) -> str | None:
 def shipment_json(record: ShipmentRecord) -> dict[str, Any]:
     return {
         "work_order_id": record.work_order_id,
+        "kind": "PACKAGING",
         "shipment_key": record.shipment_key,
         "release_key": record.release_key,
         "order_id": record.order_id,
@@ -69,6 +70,7 @@ class WorkOrderLineOut(BaseModel):
 
 class WorkOrderOut(BaseModel):
     work_order_id: str = Field(description="the work order sent to the location (ORDER-WO{n})")
+    kind: str = Field(default="PACKAGING", description="PACKAGING: an order's release")
     shipment_key: str = Field(description="where pick / ship / deliver are reported (ORDER-S{n})")
     release_key: str
     order_id: str
@@ -85,10 +87,24 @@ class WorkOrderOut(BaseModel):
     lines: list[WorkOrderLineOut] = Field(description="every line, CANCELLED ones included")
 
 
-class WorkOrderList(BaseModel):
-    """One page of a location's work orders."""
+class VendorWorkOrderOut(BaseModel):
+    work_order_id: str = Field(description="{return_id}-RTV")
+    kind: str = Field(description="RETURN_TO_VENDOR")
+    status: str = Field(description="OPEN, SHIPPED")
+    location_id: str
+    return_id: str
+    order_id: str
+    items: list[dict[str, object]] = Field(description="line_id, sku, quantity")
+    created_at: datetime
+    carrier: str | None
+    tracking_number: str | None
+    updated_at: datetime | None
 
-    work_orders: list[WorkOrderOut] = Field(description="newest release first")
+
+class WorkOrderList(BaseModel):
+    """One page of a location's work orders of one kind (?kind=, default PACKAGING)."""
+
+    work_orders: list[WorkOrderOut | VendorWorkOrderOut] = Field(description="newest first")
     total: int = Field(description="how many work orders match the filter")
     limit: int
     offset: int
@@ -127,6 +143,9 @@ async def work_orders(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", f"this key belongs to location {principal.identity}")
     limit = query.integer(request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     offset = query.integer(request, "offset", default=0, minimum=0, maximum=query.MAX_OFFSET)
+    kind = query.choice(request, "kind", WORK_ORDER_KINDS, "PACKAGING")
+    if kind == "RETURN_TO_VENDOR":
+        return await _vendor_work_orders(request, location_id, limit, offset)
     statuses = _statuses(request.query.get("status"))
     since = None if statuses is not None else utcnow() - timedelta(days=CANCELLED_DAYS)
     records, total = await request.app[STORE].fulfillment.work_orders(
@@ -140,6 +159,47 @@ async def work_orders(request: web.Request) -> web.Response:
             "offset": offset,
             "status": statuses or [*OPEN_WORK_ORDERS, "CANCELLED"],
             "cancelled_since": _time(since),
+        }
+    )
+
+
+# PACKAGING: an order's release (pick, pack, ship to the customer); RETURN_TO_VENDOR:
+# returned units the location sends back to the vendor (api/work_orders.py)
+WORK_ORDER_KINDS = ("PACKAGING", "RETURN_TO_VENDOR")
+VENDOR_STATUSES = ("OPEN", "SHIPPED")
+
+
+async def _vendor_work_orders(
+    request: web.Request, location_id: str, limit: int, offset: int
+) -> web.Response:
+    raw = request.query.get("status")
+    statuses = None
+    if raw is not None:
+        statuses = [s.strip().upper() for s in raw.split(",") if s.strip()]
+        if not statuses or any(s not in VENDOR_STATUSES for s in statuses):
+            raise ApiError(
+                422,
+                "unknown_status",
+                f"a RETURN_TO_VENDOR work order is {' or '.join(VENDOR_STATUSES)}",
+                [
+                    {
+                        "field": "status",
+                        "message": f"unknown status {raw!r}",
+                        "type": "unknown_status",
+                    }
+                ],
+            )
+    records, total = await request.app[STORE].returns.vendor_work_orders.of_location(
+        location_id, statuses, limit, offset
+    )
+    return web.json_response(
+        {
+            "work_orders": [r.as_json() for r in records],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "status": statuses or ["OPEN"],
+            "cancelled_since": None,
         }
     )
 

@@ -25,7 +25,13 @@ from api.configuration import (
     StockSnapshot,
 )
 from api.docs import ASSET_ROUTE, ASSETS, CONTENT_TYPES, DOCS_PATH
-from api.fulfillment import DEFAULT_LIMIT, MAX_LIMIT, WorkOrderList, WorkOrderOut
+from api.fulfillment import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    WORK_ORDER_KINDS,
+    WorkOrderList,
+    WorkOrderOut,
+)
 from api.keys import ApiKeyInput, NewApiKey, Rotation
 from api.messages import AssignmentsRequest, CancelRequest, OrderRequest, PickRequest
 from api.order_views import SOURCES
@@ -355,6 +361,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ],
     ),
     ("GET", "/v1/returns/{return_id}"): Operation(answers={200: ReturnEntry}),
+    ("POST", "/v1/work-orders/{work_order_id}/{step}"): Operation(
+        body_schema={"type": "object"},
+        body_required=False,
+        answers={200: {"type": "object"}, 202: CommandAccepted},
+        errors=COMMAND_ERRORS,
+    ),
     ("POST", "/v1/shipments/{shipment_key}/tracking"): Operation(
         body=TrackingRequest, answers={200: TrackingRecorded}, errors=COMMAND_ERRORS
     ),
@@ -406,6 +418,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 "SHIPPED and those CANCELLED in the last 7 days",
                 "schema": {"type": "string", "maxLength": 200},
             },
+            query.enum_parameter(
+                "kind",
+                WORK_ORDER_KINDS,
+                "PACKAGING (default): the location's releases of orders; RETURN_TO_VENDOR: "
+                "returned units to send to the vendor (statuses OPEN, SHIPPED)",
+                "PACKAGING",
+            ),
             *_list_parameters(DEFAULT_LIMIT, MAX_LIMIT),
         ],
     ),
@@ -516,6 +535,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "shipment_key": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
     "document_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
     "return_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
+    "work_order_id": {"type": "string", "pattern": r"^[A-Za-z0-9_:-][A-Za-z0-9._:@-]{0,399}$"},
+    "step": {"type": "string", "enum": ["pick", "ship", "deliver"]},
     "document": {"type": "string", "enum": sorted(RETURN_DOCUMENTS)},
     "command_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1024}$"},
     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},

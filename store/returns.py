@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from store.database import Database, utcnow
-from store.tables import Inventory, InventoryAdjustment, Order, Return, ReturnDisposition
+from store.tables import (
+    Inventory,
+    InventoryAdjustment,
+    Order,
+    Return,
+    ReturnDisposition,
+    WorkOrder,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class DisposedUnits:
 class ReturnRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.vendor_work_orders = VendorWorkOrders(db)
 
     async def open(
         self,
@@ -255,5 +263,128 @@ def _row(row: Return) -> ReturnRow:
         received=list(row.received or []),
         refund_amount=None if row.refund_amount is None else Decimal(row.refund_amount),
         currency=row.currency,
+        updated_at=row.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class VendorWorkOrder:
+    """A RETURN_TO_VENDOR work order: returned units the location sends to the vendor."""
+
+    work_order_id: str
+    return_id: str
+    order_id: str
+    location_id: str
+    status: str  # OPEN, SHIPPED
+    items: list[dict[str, Any]]
+    created_at: datetime
+    carrier: str | None
+    tracking_number: str | None
+    updated_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "work_order_id": self.work_order_id,
+            "kind": "RETURN_TO_VENDOR",
+            "status": self.status,
+            "location_id": self.location_id,
+            "return_id": self.return_id,
+            "order_id": self.order_id,
+            "items": self.items,
+            "created_at": self.created_at.isoformat(),
+            "carrier": self.carrier,
+            "tracking_number": self.tracking_number,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+
+class VendorWorkOrders:
+    """RETURN_TO_VENDOR work orders in the work_orders table (kind RETURN_TO_VENDOR)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        work_order_id: str,
+        *,
+        return_id: str,
+        order_id: str,
+        location_id: str,
+        items: list[dict[str, Any]],
+    ) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await session.execute(
+                self.db.insert(WorkOrder)
+                .values(
+                    work_order_id=work_order_id,
+                    order_id=order_id,
+                    location_id=location_id,
+                    line_ids=sorted({i["line_id"] for i in items}),
+                    status="OPEN",
+                    created_at=now,
+                    kind="RETURN_TO_VENDOR",
+                    return_id=return_id,
+                    items=items,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["work_order_id"])
+            )
+
+    async def get(self, work_order_id: str) -> VendorWorkOrder | None:
+        async with self.db.sessions() as session:
+            row = await session.get(WorkOrder, work_order_id)
+            return _vendor(row) if row is not None and row.kind == "RETURN_TO_VENDOR" else None
+
+    async def ship(self, work_order_id: str, carrier: str, tracking_number: str) -> bool:
+        """OPEN -> SHIPPED; False when it was shipped before (a repeat changes nothing)."""
+        async with self.db.transaction() as session:
+            done = await session.execute(
+                update(WorkOrder)
+                .where(
+                    WorkOrder.work_order_id == work_order_id,
+                    WorkOrder.kind == "RETURN_TO_VENDOR",
+                    WorkOrder.status == "OPEN",
+                )
+                .values(
+                    status="SHIPPED",
+                    carrier=carrier,
+                    tracking_number=tracking_number,
+                    updated_at=utcnow(),
+                )
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    async def of_location(
+        self, location_id: str, statuses: list[str] | None, limit: int, offset: int
+    ) -> tuple[list[VendorWorkOrder], int]:
+        query = select(WorkOrder).where(
+            WorkOrder.location_id == location_id, WorkOrder.kind == "RETURN_TO_VENDOR"
+        )
+        query = query.where(WorkOrder.status.in_(statuses or ["OPEN"]))
+        async with self.db.sessions() as session:
+            total = (
+                await session.execute(select(func.count()).select_from(query.subquery()))
+            ).scalar_one()
+            rows = await session.execute(
+                query.order_by(WorkOrder.created_at.desc(), WorkOrder.work_order_id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_vendor(r) for r in rows.scalars()], int(total)
+
+
+def _vendor(row: WorkOrder) -> VendorWorkOrder:
+    return VendorWorkOrder(
+        work_order_id=row.work_order_id,
+        return_id=row.return_id or "",
+        order_id=row.order_id,
+        location_id=row.location_id,
+        status=row.status,
+        items=list(row.items or []),
+        created_at=row.created_at,
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
         updated_at=row.updated_at,
     )

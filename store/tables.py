@@ -240,6 +240,14 @@ class WorkOrder(Base):
     line_ids: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+    # added by revision 0005: the kind (None: PACKAGING, an order's release) and, for a
+    # RETURN_TO_VENDOR work order, the return it comes from, its units and its shipment
+    kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    return_id: Mapped[str | None] = mapped_column(String(DERIVED_ID), nullable=True)
+    items: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    carrier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Approval(Base):

@@ -43,6 +43,7 @@ PATHS = {
     "return_expired",
     "tracked",
     "returned_to_sender",
+    "return_to_vendor",
 }
 
 

@@ -80,6 +80,13 @@ OPTIONS: dict[str, CallOptions] = {
     # returns (workflows/returns.py): the record with its documents, then store writes
     "open_return": CallOptions(start_to_close=timedelta(seconds=60)),
     "dispose_return": STORE_WRITE,
+    # the work order's row, then the location's webhook: retried a while, a refusal not
+    "open_vendor_work_order": CallOptions(
+        start_to_close=timedelta(seconds=30),
+        retry=_retry(
+            maximum_interval=300, non_retryable=("PartnerRejected", "TargetForbidden"), attempts=20
+        ),
+    ),
     "settle_return": STORE_WRITE,
     # the channel's callback: retried until it answers (10 min apart at most); a refusal
     # (4xx) or a forbidden target is not retried

@@ -46,6 +46,7 @@ class ReturnWorkflow:
         self.status = "OPEN"
         self.received: list[ReceivedLine] | None = None
         self.outcome: ReturnOutcome | None = None
+        self.vendor_work_order: str | None = None
 
     @workflow.run
     async def run(self, input: ReturnWorkflowInput) -> ReturnOutcome:
@@ -68,6 +69,17 @@ class ReturnWorkflow:
             await activity_calls.run(
                 "dispose_return", DisposeReturnInput(input=input, received=received)
             )
+            if any(r.quantity and r.disposition == "RETURN_TO_VENDOR" for r in received):
+                try:
+                    self.vendor_work_order = await activity_calls.call(
+                        "open_vendor_work_order",
+                        DisposeReturnInput(input=input, received=received),
+                        str,
+                    )
+                except ActivityError as err:
+                    # the location refused or cannot be reached: the work order is in
+                    # its list all the same (written first)
+                    workflow.logger.warning("vendor work order not sent: %s", err.cause or err)
             refund = self._refund(received)
             if refund is not None:
                 try:

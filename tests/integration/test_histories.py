@@ -429,6 +429,24 @@ async def returned_path(stack: Stack) -> str:
     return order_id
 
 
+@scenario("return_to_vendor")
+async def return_to_vendor(stack: Stack) -> str:
+    """A defective unit comes back: kept for the vendor with a RETURN_TO_VENDOR work order."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)], quantity=1)
+    await deliver_all(stack, order_id, "WH-BERLIN", picked=1)
+    await stack.wait_status(order_id, "DELIVERED")
+    created = await returned(stack, order_id)
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{created['return_id']}/receive",
+        key="ops",
+        json={"lines": [{"line_id": "1", "quantity": 1, "condition": "defective"}]},
+    )
+    assert status == 200 and outcome["received"][0]["disposition"] == "RETURN_TO_VENDOR"
+    await stack.wait_status(order_id, "RETURNED")
+    return order_id
+
+
 @scenario("return_expired")
 async def return_expired(stack: Stack) -> str:
     """A return nobody receives before its deadline expires; the order stays DELIVERED."""

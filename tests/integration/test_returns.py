@@ -197,3 +197,68 @@ async def test_a_cancel_is_a_return_of_type_cancel_in_the_same_list(stack: Stack
     assert entry["type"] == "CANCEL" and entry["lines"] == [{"line_id": "1", "quantity": 1}]
     status, body = await ask_return(stack, channel, order_id, 1, "changed_mind")
     assert status == 409, body
+
+
+async def test_a_defective_unit_goes_back_to_the_vendor(stack: Stack) -> None:
+    channel, _ = await shop(stack)
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(order_body(channel=channel, sku=sku, quantity=1))
+    shipment = await stack.current_shipment(order_id, "WH-BERLIN")
+    # the PACKAGING work order's steps by its own id, as on its shipment
+    work_order = shipment.replace(f"{order_id}-S", f"{order_id}-WO")
+    for step, body in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 1}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "JD0003"}),
+        ("deliver", {}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/work-orders/{work_order}/{step}", key="WH-BERLIN", json=body
+        )
+        assert status == 200, (step, answer)
+    await stack.wait_status(order_id, "DELIVERED")
+    status, listed = await stack.call(
+        "GET", "/v1/locations/WH-BERLIN/work-orders?status=DELIVERED", key="WH-BERLIN"
+    )
+    assert status == 200
+    assert {w["kind"] for w in listed["work_orders"]} == {"PACKAGING"}
+
+    status, created = await ask_return(stack, channel, order_id, 1, "defective")
+    assert status == 201, created
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{created['return_id']}/receive",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "quantity": 1, "condition": "defective"}]},
+    )
+    assert status == 200 and outcome["received"][0]["disposition"] == "RETURN_TO_VENDOR"
+    assert await on_hand(stack, sku) == 4  # not back in stock
+
+    # Berlin's list of units to send to the vendor
+    path = "/v1/locations/WH-BERLIN/work-orders?kind=RETURN_TO_VENDOR"
+
+    async def vendor_orders() -> list[dict[str, Any]] | None:
+        status, page = await stack.call("GET", path, key="WH-BERLIN")
+        assert status == 200, page
+        mine = [w for w in page["work_orders"] if w["return_id"] == created["return_id"]]
+        return mine or None
+
+    (rtv,) = await eventually(vendor_orders, "the return-to-vendor work order")
+    assert rtv["kind"] == "RETURN_TO_VENDOR" and rtv["status"] == "OPEN"
+    assert rtv["items"] == [{"line_id": "1", "sku": sku, "quantity": 1}]
+    ship = {"carrier": "UPS", "tracking_number": "1Z999"}
+    rtv_path = f"/v1/work-orders/{rtv['work_order_id']}/ship"
+    status, shipped = await stack.call("POST", rtv_path, key="WH-BERLIN", json=ship)
+    assert status == 200 and shipped["status"] == "SHIPPED", shipped
+    status, again = await stack.call("POST", rtv_path, key="WH-BERLIN", json=ship)
+    assert status == 200 and again == shipped  # the same report again
+    other = {"carrier": "UPS", "tracking_number": "1Z000"}
+    status, refused = await stack.call("POST", rtv_path, key="WH-BERLIN", json=other)
+    assert (status, refused["error"]["code"]) == (409, "not_pending"), refused
+    # another location cannot touch it
+    status, hidden = await stack.call("POST", rtv_path, key="WH-MUNICH", json=ship)
+    assert status == 404, hidden
+    status, page = await stack.call("GET", f"{path}&status=SHIPPED", key="WH-BERLIN")
+    assert status == 200 and rtv["work_order_id"] in [
+        w["work_order_id"] for w in page["work_orders"]
+    ]
