@@ -75,6 +75,9 @@ class Round:
     errors: int = 0
     error_kinds: Counter[str] = field(default_factory=Counter)
     workflow_ids: list[str] = field(default_factory=list)
+    # CPU seconds each kind of process used during the round, and the round's wall time
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -122,6 +125,14 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, within: float = 20.0) -> None:
         if self.proc.poll() is None:
@@ -174,6 +185,8 @@ class Bench:
             task_queue=f"oms-bench-{uuid.uuid4().hex[:6]}",
         )
         self.api_url = ""
+        self.server: Child | None = None
+        self.api: Child | None = None
         self.children: list[Child] = []
         self.env: dict[str, str] = {}
 
@@ -191,7 +204,7 @@ class Bench:
     async def up(self, stock: int) -> Client:
         """The dev server, the seeded store and the API (no worker yet)."""
         settings = self.settings
-        self.start(
+        self.server = self.start(
             "dev server",
             [
                 *dev_server_command(settings, self.workdir / "temporal.db"),
@@ -224,7 +237,7 @@ class Bench:
             "OMS_GRACEFUL_SHUTDOWN_SECONDS": "5",
             "OMS_LOG_LEVEL": "WARNING",
         }
-        api = self.start("api", [sys.executable, "-m", "api.main"])
+        api = self.api = self.start("api", [sys.executable, "-m", "api.main"])
         self.api_url = f"http://127.0.0.1:{api_port}"
         await until(lambda: http_ok(f"{self.api_url}/health"), "the API up", [api])
         return await Client.connect(
@@ -260,6 +273,7 @@ def stop(children: Iterable[Child], bench: Bench) -> None:
 
 async def oms_round(bench: Bench, workers: int, orders: int, in_flight: int) -> Round:
     started = await bench.oms_workers(workers)
+    meter = Meter({"dev server": [bench.server], "API": [bench.api], "workers": started})
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             gen = LoadGen(
@@ -275,10 +289,11 @@ async def oms_round(bench: Bench, workers: int, orders: int, in_flight: int) -> 
                 seed=1,
             )
             await gen.run(lambda: gen.in_flight({"web": 1.0}, orders, in_flight), drain_seconds=120)
+        cpu, wall = meter.read()
     finally:
         stop(started, bench)
     stats = gen.stats
-    result = Round("OMS", workers)
+    result = Round("OMS", workers, cpu=cpu, wall=wall)
     result.orders = stats.delivered
     if stats.first_placed is not None and stats.last_done is not None:
         result.seconds = stats.last_done - stats.first_placed
@@ -301,6 +316,7 @@ async def bare_round(
     prefix = f"bare{workers}-{uuid.uuid4().hex[:4]}"
     try:
         await until(lambda: _polled(client, task_queue), "the bare workers polling", started)
+        meter = Meter({"dev server": [bench.server], "workers": started})
         first: float | None = None
         last = 0.0
         remaining = iter(range(orders))
@@ -333,9 +349,30 @@ async def bare_round(
 
         await asyncio.gather(*(slot() for _ in range(in_flight)))
         result.seconds = last - first if first is not None else 0.0
+        result.cpu, result.wall = meter.read()
     finally:
         stop(started, bench)
     return result
+
+
+class Meter:
+    """CPU time used by kinds of processes (and this one: the clients) from now on."""
+
+    def __init__(self, kinds: dict[str, Sequence[Child | None]]) -> None:
+        self.kinds = {
+            kind: [c for c in children if c is not None] for kind, children in kinds.items()
+        }
+        self.before = {kind: self._used(kind) for kind in self.kinds}
+        self.own = time.process_time()
+        self.started = time.monotonic()
+
+    def _used(self, kind: str) -> float:
+        return sum(child.cpu_seconds() for child in self.kinds[kind])
+
+    def read(self) -> tuple[dict[str, float], float]:
+        used = {kind: self._used(kind) - self.before[kind] for kind in self.kinds}
+        used["bench clients"] = time.process_time() - self.own
+        return used, time.monotonic() - self.started
 
 
 async def _polled(client: Client, task_queue: str) -> bool:
@@ -442,6 +479,14 @@ def report(
                 f"{_ms(row.starts, 0.5):>9}  {_ms(row.starts, 0.99):>9}  {row.errors:>6}  "
                 f"{share:>8}"
             )
+    print("\nCPU per process kind during each run, in cores busy (CPU seconds / wall seconds)")
+    for project, bare in rounds:
+        for row in (project, bare):
+            busy = ", ".join(
+                f"{kind} {seconds / row.wall:.2f}" for kind, seconds in row.cpu.items() if row.wall
+            )
+            total = sum(row.cpu.values()) / row.wall if row.wall else 0.0
+            print(f"{row.workers:>7}  {row.what:<5}  {busy}; all {total:.2f}")
     project, bare = rounds[0]
     print(
         f"\nPOST /v1/orders p50 {_ms(project.starts, 0.5)} vs start_workflow p50 "
