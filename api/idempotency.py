@@ -19,7 +19,8 @@ from api.auth import PRINCIPAL
 from api.errors import ApiError
 from store import Principal
 
-KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# "@" included: clients build keys from the OMS's ids (an order id names its channel)
+KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,256}$")
 
 
 def caller_tag(principal: Principal) -> str:
@@ -41,7 +42,7 @@ def update_id(request: web.Request, command: str) -> str | None:
         raise ApiError(
             400,
             "invalid_idempotency_key",
-            "Idempotency-Key is 1 to 128 characters of letters, digits and . _ : -",
+            "Idempotency-Key is 1 to 256 characters of letters, digits and . _ : @ -",
         )
     # scoped to the caller and the command, so one caller's key never answers another's
     return f"{command}:{caller_tag(request[PRINCIPAL])}:{key}"

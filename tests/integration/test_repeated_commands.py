@@ -19,8 +19,10 @@ async def test_a_pick_retried_with_its_idempotency_key_gets_the_first_answer(
     pick = {"lines": [{"line_id": "1", "picked_quantity": 2}]}
     headers = {
         "Authorization": f"Bearer {stack.keys['WH-BERLIN']}",
-        "Idempotency-Key": f"pick-{uuid.uuid4().hex}",
+        # made from the shipment key, as clients do: it has the order id's "@"
+        "Idempotency-Key": f"{key}.pick.{uuid.uuid4().hex[:8]}",
     }
+    assert "@" in headers["Idempotency-Key"]
     answers = []
     for _ in range(2):
         resp = await stack.http.post(f"/v1/shipments/{key}/pick", json=pick, headers=headers)
