@@ -162,6 +162,7 @@ async def test_three_failed_deliveries_return_the_shipment_to_its_location(
     assert back["type"] == "RETURN_TO_SENDER" and back["location_id"] == "WH-BERLIN"
     assert back["lines"] == [{"line_id": "1", "quantity": 2}]
     assert {s["status"] for s in view["shipments"]} == {"RETURNED_TO_SENDER"}
+
     async def listed() -> list[str] | None:
         # the return's own workflow writes its record
         status, page = await stack.call("GET", f"/v1/returns?order_id={order_id}", key=channel)
