@@ -19,6 +19,7 @@ from api.context import STORE
 from api.errors import ApiError, parse, read_json
 from api.fulfillment import send_report
 from api.messages import PickRequest
+from store.returns import VendorWorkOrder
 from store.tables import WorkOrder
 from workflows.model import DeliverReport, ShipReport
 
@@ -31,7 +32,8 @@ PACKAGING_STEPS: dict[str, tuple[str, type[BaseModel]]] = {
 }
 
 
-async def _row(request: web.Request) -> WorkOrder:
+async def visible_work_order(request: web.Request) -> WorkOrder:
+    """The work order the path's {work_order_id} names, if the caller may reach it."""
     principal = require(request, "location", "ops")
     work_order_id = request.match_info["work_order_id"]
     async with request.app[STORE].db.sessions() as session:
@@ -41,26 +43,34 @@ async def _row(request: web.Request) -> WorkOrder:
     return row
 
 
+async def ship_to_vendor(
+    request: web.Request, row: WorkOrder, report: ShipReport
+) -> VendorWorkOrder:
+    """Close a RETURN_TO_VENDOR work order with its shipment (the API's and the back
+    office's ship): the same shipment again changes nothing, another one is a 409."""
+    vendor = request.app[STORE].returns.vendor_work_orders
+    if not await vendor.ship(row.work_order_id, report.carrier, report.tracking_number):
+        shipped = await vendor.get(row.work_order_id)
+        same = shipped is not None and (shipped.carrier, shipped.tracking_number) == (
+            report.carrier,
+            report.tracking_number,
+        )
+        if not same:
+            raise ApiError(409, "not_pending", f"{row.work_order_id} has shipped already")
+    shipped = await vendor.get(row.work_order_id)
+    assert shipped is not None
+    return shipped
+
+
 @routes.post("/v1/work-orders/{work_order_id}/{step}")
 async def work_order_step(request: web.Request) -> web.Response:
-    row = await _row(request)
+    row = await visible_work_order(request)
     step = request.match_info["step"]
     body = await read_json(request) if request.can_read_body else {}
     if row.kind == "RETURN_TO_VENDOR":
         if step != "ship":
             raise ApiError(404, "unknown_step", "a RETURN_TO_VENDOR work order is shipped")
-        report = parse(ShipReport, body)
-        vendor = request.app[STORE].returns.vendor_work_orders
-        if not await vendor.ship(row.work_order_id, report.carrier, report.tracking_number):
-            shipped = await vendor.get(row.work_order_id)
-            same = shipped is not None and (shipped.carrier, shipped.tracking_number) == (
-                report.carrier,
-                report.tracking_number,
-            )
-            if not same:
-                raise ApiError(409, "not_pending", f"{row.work_order_id} has shipped already")
-        shipped = await vendor.get(row.work_order_id)
-        assert shipped is not None
+        shipped = await ship_to_vendor(request, row, parse(ShipReport, body))
         return web.json_response(shipped.as_json())
     if step not in PACKAGING_STEPS:
         raise ApiError(404, "unknown_step", "a PACKAGING work order is picked, shipped, delivered")

@@ -28,6 +28,7 @@ from activities.availability import channel_atp, safety_buffer, serves
 from api import orders as order_api
 from api import query
 from api import reports as report_api
+from api import work_orders as work_order_api
 from api.auth import PRINCIPAL
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE
@@ -691,6 +692,10 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
         location_id=location, status="OPEN", limit=PAGE_SIZE
     )
     returns = [r for r in returns if r.type != "CANCEL"]
+    # returned units this location sends back to the vendor (kind RETURN_TO_VENDOR)
+    vendor, vendor_total = await store.returns.vendor_work_orders.of_location(
+        location, ["OPEN"], PAGE_SIZE, 0
+    )
     documents: dict[str, list[dict[str, Any]]] = {}
     skus: dict[tuple[str, str], str] = {}
     planned: dict[tuple[str, str], str] = {}
@@ -730,6 +735,8 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
             "due": due,
             "returns": returns,
             "returns_total": returns_total,
+            "vendor": vendor,
+            "vendor_total": vendor_total,
             "conditions": RETURN_CONDITIONS,
             "previous": f"?location={_quote(location)}&offset={max(offset - PAGE_SIZE, 0)}"
             if offset
@@ -794,6 +801,29 @@ async def deliver(request: web.Request, principal: Principal) -> web.StreamRespo
     key = request.match_info["shipment_key"]
     await send_report(request, key, "report_delivery", DeliverReport())
     raise redirect(request, _back(request, principal), "ok", f"{key} delivered")
+
+
+@routes.post("/ui/work-orders/{work_order_id}/ship")
+@page("location", "ops")
+async def ship_to_vendor(request: web.Request, principal: Principal) -> web.StreamResponse:
+    row = await work_order_api.visible_work_order(request)
+    if row.kind != "RETURN_TO_VENDOR":
+        raise ApiError(404, "unknown_step", f"{row.work_order_id} ships from its shipment's form")
+    report = parse(
+        ShipReport,
+        {
+            "carrier": _text(request, "carrier", 64),
+            "tracking_number": _text(request, "tracking_number", 128),
+        },
+    )
+    shipped = await work_order_api.ship_to_vendor(request, row, report)
+    raise redirect(
+        request,
+        _back(request, principal),
+        "ok",
+        f"{shipped.work_order_id} shipped to the vendor ({shipped.carrier} "
+        f"{shipped.tracking_number})",
+    )
 
 
 @routes.post("/ui/returns/{return_id}/receive")

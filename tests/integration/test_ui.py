@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.gates import eventually
 
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 
@@ -346,3 +347,55 @@ async def test_location_receives_a_return_through_the_form(stack: Stack, ui: Ui)
     status, answer = await stack.call("GET", f"/v1/returns/{parcel['return_id']}", key="ops")
     assert status == 200 and answer["status"] in ("RECEIVED", "DONE"), answer
     assert answer["received"][0]["condition"] == "opened"
+
+
+async def test_location_ships_a_defective_unit_back_to_the_vendor(stack: Stack, ui: Ui) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=1), key="web")
+    await stack.fulfil(await stack.current_shipment(order_id, "WH-BERLIN"), "WH-BERLIN", {"1": 1})
+    await stack.wait_status(order_id, "DELIVERED")
+    # a second order still to pack: both kinds on the page
+    waiting = await stack.create_order(order_body(sku=sku, quantity=1), key="web")
+    packaging = await stack.current_shipment(waiting, "WH-BERLIN")
+    status, parcel = await stack.call(
+        "POST",
+        f"/v1/orders/{order_id}/returns",
+        key="web",
+        json={"lines": [{"line_id": "1", "quantity": 1}], "reason_code": "defective"},
+    )
+    assert status == 201, parcel
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{parcel['return_id']}/receive",
+        key="WH-BERLIN",
+        json={"lines": [{"line_id": "1", "quantity": 1, "condition": "defective"}]},
+    )
+    assert status == 200 and outcome["received"][0]["disposition"] == "RETURN_TO_VENDOR"
+    listing = "/v1/locations/WH-BERLIN/work-orders?kind=RETURN_TO_VENDOR"
+
+    async def vendor_work_order(status: str) -> str | None:
+        code, page = await stack.call("GET", f"{listing}&status={status}", key="WH-BERLIN")
+        assert code == 200, page
+        found = [w for w in page["work_orders"] if w["return_id"] == parcel["return_id"]]
+        return str(found[0]["work_order_id"]) if found else None
+
+    rtv = await eventually(lambda: vendor_work_order("OPEN"), "the return-to-vendor work order")
+
+    async with ui.signed_in("WH-BERLIN", "location-ship-to-vendor") as page:
+        await pw_expect(page.locator(f'article[data-shipment="{packaging}"] .kind')).to_have_text(
+            "Packaging"
+        )
+        card = page.locator(f'article[data-work-order="{rtv}"]')
+        await pw_expect(card.locator(".kind")).to_have_text("Return to vendor")
+        await pw_expect(card).to_contain_text(f"return {parcel['return_id']}")
+        await pw_expect(card.locator("tbody tr")).to_have_text(re.compile(rf"1\s*{sku}\s*1"))
+        await card.locator("input[name=carrier]").fill("UPS")
+        await card.locator("input[name=tracking_number]").fill("1Z-VENDOR")
+        await card.locator("button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            f"{rtv} shipped to the vendor (UPS 1Z-VENDOR)"
+        )
+        await pw_expect(page.locator(f'article[data-work-order="{rtv}"]')).to_have_count(0)
+
+    assert await vendor_work_order("SHIPPED") == rtv
