@@ -33,6 +33,7 @@ api: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.routing
 	$(PY) -m bench.inventory
+	$(PY) -m bench.reports
 	$(PY) -m bench.lifecycle $(BENCH_ORDERS) $(BENCH_IN_FLIGHT) --workers $(BENCH_WORKERS)
 
 # Orders through the real API and workers from POST to DELIVERED against a bare Temporal
@@ -45,7 +46,6 @@ BENCH_WORKERS ?= 1
 .PHONY: bench-lifecycle
 bench-lifecycle: $(STAMP)
 	$(PY) -m bench.lifecycle $(BENCH_ORDERS) $(BENCH_IN_FLIGHT) --workers $(BENCH_WORKERS)
-	$(PY) -m bench.reports
 
 # Random interleavings of order messages, longer than in `make test`, over several seeds
 # (tests/integration/test_interleavings.py); every seed runs, the first failure fails.

@@ -582,8 +582,8 @@ class LoadGenError(Exception):
 
 
 def _idempotency_key(shipment_key: str, report: str) -> str:
-    """The Idempotency-Key of a report: stable per shipment and report, in the header's
-    alphabet (letters, digits, `._:-`), which an order id's `@` is not part of."""
+    """The Idempotency-Key of a report: stable per shipment and report (a retry of it is
+    the same command), and short whatever the length of the shipment key."""
     digest = hashlib.sha256(shipment_key.encode()).hexdigest()[:32]
     return f"loadgen-{digest}.{report}"
 
