@@ -460,11 +460,15 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def report(
-    rounds: list[tuple[Round, Round]], counts: tuple[HistoryCounts, HistoryCounts], n: int, c: int
+    rounds: list[tuple[Round, Round]],
+    counts: tuple[HistoryCounts, HistoryCounts],
+    n: int,
+    c: int,
+    store: str,
 ) -> None:
     print(
-        f"\n== lifecycle: {n} orders, {c} in flight, one dev server (SQLite file); "
-        f"{os.cpu_count()} cores"
+        f"\n== lifecycle: {n} orders, {c} in flight, one dev server (SQLite file), "
+        f"store on {store}; {os.cpu_count()} cores"
     )
     print(
         f"{'workers':>7}  {'what':<5}  {'orders/s':>8}  {'p50':>8}  {'p99':>8}  "
@@ -537,7 +541,8 @@ async def main(args: argparse.Namespace) -> None:
                     await count_histories(client, bare.workflow_ids),
                 )
         assert counts is not None
-        report(rounds, counts, args.orders, args.in_flight)
+        store = "PostgreSQL" if args.database_url else "a SQLite file"
+        report(rounds, counts, args.orders, args.in_flight, store)
     finally:
         bench.stop_all()
         if args.keep:
@@ -571,7 +576,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="worker processes, or a comma list run one after the other (default 1)",
     )
     parser.add_argument(
-        "--database-url", help="the store (default: a SQLite file in the run's directory)"
+        "--database-url",
+        help="the store: a database of its own, seeded with the demo data and stock "
+        "(default: a SQLite file in the run's directory)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and state")
     args = parser.parse_args(argv)
