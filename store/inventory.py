@@ -175,31 +175,38 @@ class InventoryRepository:
                     )
                     applied = inserted.rowcount == 1  # type: ignore[attr-defined]
                 if applied:
-                    await session.execute(
-                        self.db.insert(Inventory)
-                        .values(
-                            location_id=location_id,
-                            sku=sku,
-                            on_hand=max(delta, 0),
-                            reserved=0,
-                            updated_at=now,
-                        )
-                        .on_conflict_do_update(
-                            index_elements=["location_id", "sku"],
-                            set_={
-                                # in 64 bits, then kept within the column's range: a
-                                # large receipt never overflows into an error
-                                "on_hand": self._least(
-                                    self._greatest(cast(Inventory.on_hand, BigInteger) + delta, 0),
-                                    MAX_ON_HAND,
-                                ),
-                                "updated_at": now,
-                            },
-                        )
-                    )
+                    await self.add_on_hand(session, location_id, sku, delta, now)
                 row = await session.get(Inventory, (location_id, sku), populate_existing=True)
                 results.append((location_id, sku, row.on_hand if row else 0, applied))
         return results
+
+    async def add_on_hand(
+        self, session: AsyncSession, location_id: str, sku: str, delta: int, now: datetime
+    ) -> None:
+        """Add `delta` to a location's on-hand stock of a SKU, in the caller's transaction
+        (a row is made when there is none); never below 0 nor beyond the column."""
+        await session.execute(
+            self.db.insert(Inventory)
+            .values(
+                location_id=location_id,
+                sku=sku,
+                on_hand=min(max(delta, 0), MAX_ON_HAND),
+                reserved=0,
+                updated_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=["location_id", "sku"],
+                set_={
+                    # in 64 bits, then kept within the column's range: a large receipt
+                    # never overflows into an error
+                    "on_hand": self._least(
+                        self._greatest(cast(Inventory.on_hand, BigInteger) + delta, 0),
+                        MAX_ON_HAND,
+                    ),
+                    "updated_at": now,
+                },
+            )
+        )
 
     def _least(self, left: Any, right: Any) -> Any:
         return (func.min if self.db.is_sqlite else func.least)(left, right)

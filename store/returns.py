@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from store.database import Database, utcnow
+from store.inventory import InventoryRepository
 from store.tables import (
-    Inventory,
     InventoryAdjustment,
     Order,
     Return,
@@ -76,6 +76,7 @@ class ReturnRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.vendor_work_orders = VendorWorkOrders(db)
+        self.inventory = InventoryRepository(db)
 
     async def open(
         self,
@@ -175,20 +176,7 @@ class ReturnRepository:
                         created_at=now,
                     )
                 )
-                await session.execute(
-                    self.db.insert(Inventory)
-                    .values(
-                        location_id=location_id,
-                        sku=unit.sku,
-                        on_hand=unit.quantity,
-                        reserved=0,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["location_id", "sku"],
-                        set_={"on_hand": Inventory.on_hand + unit.quantity, "updated_at": now},
-                    )
-                )
+                await self.inventory.add_on_hand(session, location_id, unit.sku, unit.quantity, now)
 
     async def dispositions(self, return_id: str) -> list[dict[str, Any]]:
         async with self.db.sessions() as session:
