@@ -289,7 +289,13 @@ async def test_the_list_filters_by_status_and_pages(stack: Stack) -> None:
 
 async def test_bad_filters_and_other_locations_are_refused(stack: Stack) -> None:
     location_id = await new_location(stack)
-    for query in ("?status=LOST", "?status=OPEN,lost", "?status=", "?status=,"):
+    for query in (
+        "?status=LOST",
+        "?status=OPEN,lost",
+        "?status=",
+        "?status=,",
+        "?kind=RETURN_TO_VENDOR&status=PICKED",
+    ):
         status, body = await stack.call(
             "GET", f"/v1/locations/{location_id}/work-orders{query}", key=location_id
         )
@@ -299,6 +305,10 @@ async def test_bad_filters_and_other_locations_are_refused(stack: Stack) -> None
         "GET", f"/v1/locations/{location_id}/work-orders?limit=many", key=location_id
     )
     assert (status, body["error"]["code"]) == (400, "invalid_query")
+    status, body = await stack.call(
+        "GET", f"/v1/locations/{location_id}/work-orders?kind=TRUCK", key=location_id
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_query"), body
     # a location key sees its own location only; a webshop key none
     status, body = await stack.call("GET", "/v1/locations/WH-BERLIN/work-orders", key=location_id)
     assert (status, body["error"]["code"]) == (403, "forbidden")
@@ -309,4 +319,4 @@ async def test_bad_filters_and_other_locations_are_refused(stack: Stack) -> None
     assert status == 200
     operation = document["paths"]["/v1/locations/{location_id}/work-orders"]["get"]
     queried = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
-    assert queried == {"status", "limit", "offset"}
+    assert queried == {"status", "kind", "limit", "offset"}
