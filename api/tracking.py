@@ -39,6 +39,9 @@ from workflows.order import order_workflow_id
 routes = web.RouteTableDef()
 
 MAX_EVENTS = 100
+# the most events one shipment keeps (each reaches its order's history): a carrier past
+# this is refused (409 too_many_events), so a runaway feed cannot grow an order forever
+MAX_SHIPMENT_EVENTS = 200
 
 
 class TrackingEventIn(BaseModel):
@@ -84,6 +87,15 @@ async def report_tracking(request: web.Request) -> web.Response:
     unique: dict[str, TrackingEventIn] = {}
     for event in asked.events:
         unique.setdefault(event.event_id, event)
+    known = await store.tracking.timeline(record.shipment_key)
+    fresh_ids = set(unique) - {e.event_id for e in known}
+    if len(known) + len(fresh_ids) > MAX_SHIPMENT_EVENTS:
+        raise ApiError(
+            409,
+            "too_many_events",
+            f"shipment {record.shipment_key} keeps at most {MAX_SHIPMENT_EVENTS} tracking "
+            f"events; it has {len(known)}",
+        )
     new = await store.tracking.record(
         record.shipment_key,
         record.order_id,

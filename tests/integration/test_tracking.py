@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from api.tracking import MAX_SHIPMENT_EVENTS
 from oms import webhooks
 from tests.integration.conftest import Callback, Stack, order_body, unique_sku
 from tests.integration.gates import eventually
@@ -203,3 +204,25 @@ async def test_three_failed_deliveries_return_the_shipment_to_its_location(
     notice = await eventually(refunded, "the refund notice")
     assert notice["amount"] == "39.98" and notice["shipping_fee"] == "0"
     await stack.wait_status(order_id, "COMPLETED")
+
+
+async def test_a_shipment_keeps_a_bounded_number_of_events(stack: Stack) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 1)])
+    order_id = await stack.create_order(order_body(sku=sku, quantity=1))
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    path = f"/v1/shipments/{key}/tracking"
+    for batch in range(MAX_SHIPMENT_EVENTS // 100):
+        events = [
+            {"event_id": f"b{batch}-{i}", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00Z"}
+            for i in range(100)
+        ]
+        status, answer = await stack.call("POST", path, key="WH-BERLIN", json={"events": events})
+        assert status == 200 and answer["recorded"] == 100, answer
+    one_more = {"event_id": "x", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00Z"}
+    status, answer = await stack.call("POST", path, key="WH-BERLIN", json={"events": [one_more]})
+    assert (status, answer["error"]["code"]) == (409, "too_many_events"), answer
+    # a repeat of events it has is still acknowledged
+    again = {"event_id": "b0-0", "status": "IN_TRANSIT", "at": "2026-11-20T07:00:00Z"}
+    status, answer = await stack.call("POST", path, key="WH-BERLIN", json={"events": [again]})
+    assert status == 200 and answer["repeated"] == 1, answer
