@@ -13,6 +13,8 @@ receiving location reports what the parcel held; everybody lists them by order.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +40,7 @@ from workflows.model import (
     ReturnView,
 )
 from workflows.order import order_workflow_id
+from workflows.returns import return_workflow_id
 
 routes = web.RouteTableDef()
 
@@ -102,7 +105,7 @@ async def request_return(request: web.Request) -> web.Response:
 async def _return_row(request: web.Request, principal: Principal) -> ReturnRow:
     return_id = request.match_info["return_id"]
     store = request.app[STORE]
-    row = await store.returns.get(return_id)
+    row = await store.returns.get(return_id) or await _from_order(request, return_id)
     visible = row is not None
     if row is not None and principal.role == "location":
         visible = row.location_id == principal.identity
@@ -112,6 +115,45 @@ async def _return_row(request: web.Request, principal: Principal) -> ReturnRow:
     if not visible or row is None:
         raise ApiError(404, "return_not_found", f"no return {return_id}")
     return row
+
+
+_RETURN_ID = re.compile(r"^(?P<order>.+)-RMA(?P<seq>[0-9]{1,6})$")
+
+
+async def _from_order(request: web.Request, return_id: str) -> ReturnRow | None:
+    """A return its own workflow has not written to the store yet (it does so first
+    thing): as its order's projected view shows it, which the order writes before it
+    answers the request (or, for a return to sender, before it moves on)."""
+    found = _RETURN_ID.match(return_id)
+    if found is None:
+        return None
+    stored = await request.app[STORE].orders.read_view(found["order"])
+    if stored is None or stored.view is None:
+        return None
+    for ret in json.loads(stored.view).get("returns", []):
+        if ret.get("return_id") != return_id or ret.get("type") == "CANCEL":
+            continue
+        view = ReturnView.model_validate(ret)
+        order = stored.order
+        return ReturnRow(
+            return_id=return_id,
+            order_id=order.order_id,
+            type=view.type,
+            status=view.status,
+            lines=[line.model_dump() for line in view.lines],
+            reason=view.reason,
+            created_at=view.created_at or order.updated_at,
+            sales_channel=order.sales_channel,
+            location_id=view.location_id,
+            reason_code=view.reason_code,
+            workflow_id=return_workflow_id(order.order_id, int(found["seq"])),
+            expires_at=view.expires_at,
+            received=[r.model_dump(mode="json") for r in view.received],
+            refund_amount=view.refund_amount,
+            currency=order.currency,
+            updated_at=order.updated_at,
+        )
+    return None
 
 
 def _answer(row: ReturnRow, dispositions: list[dict[str, Any]] | None = None) -> dict[str, Any]:

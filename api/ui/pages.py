@@ -14,15 +14,17 @@ import csv
 import functools
 import io
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
+from pydantic import BaseModel, ValidationError
 
 from activities.availability import channel_atp, safety_buffer, serves
 from api import orders as order_api
@@ -76,6 +78,8 @@ ROLE_HOME = {
 }
 PAGE_SIZE = 25
 QUEUE_SIZE = 25
+
+log = logging.getLogger("oms.ui")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -867,10 +871,17 @@ async def inventory(request: web.Request, principal: Principal) -> web.StreamRes
         sku_prefix=sku, location_id=location, limit=PAGE_SIZE + 1, offset=offset
     )
     locations = {
-        loc["location_id"]: LocationConfig.model_validate(loc)
+        loc["location_id"]: found
         for loc in await store.config.locations()
+        if (found := _valid(LocationConfig, loc)) is not None
     }
-    channels = [SalesChannelConfig.model_validate(c) for c in await store.config.channels()]
+    # a stored configuration that no longer validates is left out, not a 500 (the
+    # order that meets it is held and says why)
+    channels = [
+        channel
+        for c in await store.config.channels()
+        if (channel := _valid(SalesChannelConfig, c)) is not None
+    ]
     stock = []
     for sku_id, loc_id, on_hand, reserved in rows[:PAGE_SIZE]:
         found = locations.get(loc_id)
@@ -1066,3 +1077,14 @@ async def reports_csv(request: web.Request, principal: Principal) -> web.StreamR
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+_Config = TypeVar("_Config", bound=BaseModel)
+
+
+def _valid(model: type[_Config], stored: Any) -> _Config | None:
+    try:
+        return model.model_validate(stored)
+    except ValidationError:
+        log.warning("stored %s does not validate: left out of the page", model.__name__)
+        return None
