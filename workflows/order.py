@@ -102,6 +102,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
         self.returns_enabled = workflow.patched(patches.RETURNS)
         self.return_window_end = None
+        self.returns_opening = []
         self.stage_problems: dict[str, str] = {}
         self.stage_rounds: dict[str, int] = {}
         self.stage_held = False

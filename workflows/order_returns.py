@@ -42,11 +42,20 @@ MAX_RETURNS = 50
 class OrderReturns(OrderBase):
     returns_enabled: bool
     return_window_end: datetime | None
+    # returns whose workflow is being started: shown in the order (and so to the API)
+    # only once it runs, so a parcel reported at once finds it; counted meanwhile
+    returns_opening: list[ReturnView]
+
+    def _returns(self) -> list[ReturnView]:
+        return [*self.view.returns, *self.returns_opening]
+
+    def _next_return_seq(self) -> int:
+        return sum(1 for r in self._returns() if r.type != "CANCEL") + 1
 
     def _returnable(self) -> dict[str, int]:
         """Per line: delivered units not yet returned nor in an open return."""
         pending: dict[str, int] = {}
-        for ret in self.view.returns:
+        for ret in self._returns():
             if ret.type == "RETURN" and ret.status == "OPEN":
                 for line in ret.lines:
                     pending[line.line_id] = pending.get(line.line_id, 0) + line.quantity
@@ -58,11 +67,11 @@ class OrderReturns(OrderBase):
         }
 
     def _open_returns(self) -> bool:
-        return any(r.type != "CANCEL" and r.status == "OPEN" for r in self.view.returns)
+        return any(r.type != "CANCEL" and r.status == "OPEN" for r in self._returns())
 
     @workflow.update
     async def request_return(self, request: ReturnRequestInput) -> ReturnView:
-        seq = sum(1 for r in self.view.returns if r.type != "CANCEL") + 1
+        seq = self._next_return_seq()
         now = workflow.now()
         return_id = return_id_for(self.order.order_id, seq)
         location_id = request.location_id or self._shipped_from(request.lines[0].line_id)
@@ -77,7 +86,7 @@ class OrderReturns(OrderBase):
             created_at=now,
             expires_at=now + timedelta(days=self.channel.return_expiry_days),
         )
-        self.view.returns.append(ret)
+        self.returns_opening.append(ret)
         self._event(
             "return_requested",
             f"{return_id} ({request.reason_code}) to {location_id}: "
@@ -125,14 +134,17 @@ class OrderReturns(OrderBase):
             static_summary=f"{ret.type.lower()} {ret.return_id} to {ret.location_id}",
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
+        # its workflow runs: from now on the order shows it (and the API finds it)
+        self.returns_opening.remove(ret)
+        self.view.returns.append(ret)
 
     async def _return_to_sender(self, progress: FulfillmentProgress) -> None:
         """The carrier brings a shipment back: its units come back to the location that
         shipped them as a RETURN_TO_SENDER return (received, disposed and refunded like a
         customer's return, without the return shipping fee)."""
-        if sum(1 for r in self.view.returns if r.type != "CANCEL") >= MAX_RETURNS:
+        seq = self._next_return_seq()
+        if seq > MAX_RETURNS:
             return
-        seq = sum(1 for r in self.view.returns if r.type != "CANCEL") + 1
         now = workflow.now()
         lines = [
             ReturnLine(line_id=lid, quantity=q) for lid, q in sorted(progress.quantities.items())
@@ -148,7 +160,7 @@ class OrderReturns(OrderBase):
             created_at=now,
             expires_at=now + timedelta(days=self.channel.return_expiry_days),
         )
-        self.view.returns.append(ret)
+        self.returns_opening.append(ret)
         self._event(
             "return_to_sender",
             f"{ret.return_id}: {progress.shipment_key} back to {progress.location_id}",
@@ -169,7 +181,7 @@ class OrderReturns(OrderBase):
             )
         if self.return_window_end is None or workflow.now() > self.return_window_end:
             raise ApplicationError("the return window is over", type="ReturnWindowClosed")
-        if sum(1 for r in self.view.returns if r.type != "CANCEL") >= MAX_RETURNS:
+        if self._next_return_seq() > MAX_RETURNS:
             raise ApplicationError(f"at most {MAX_RETURNS} returns per order", type="TooMany")
         returnable = self._returnable()
         asked: dict[str, int] = {}
@@ -196,7 +208,7 @@ class OrderReturns(OrderBase):
 
     @workflow.signal
     async def return_settled(self, outcome: ReturnOutcome) -> None:
-        ret = next((r for r in self.view.returns if r.return_id == outcome.return_id), None)
+        ret = next((r for r in self._returns() if r.return_id == outcome.return_id), None)
         if ret is None or ret.status != "OPEN":
             return  # repeated, or not this order's
         ret.status = outcome.status

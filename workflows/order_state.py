@@ -452,7 +452,10 @@ class OrderState(BaseModel):
             progress = self.lines[view_line.line_id]
             view_line.status = progress.status()
             view_line.location_id = progress.current_location
-            view_line.shipped_quantity = progress.units("shipped", "delivered")
+            # units brought back undelivered shipped all the same
+            view_line.shipped_quantity = progress.units(
+                "shipped", "delivered", "returned_to_sender"
+            )
             view_line.delivered_quantity = progress.units("delivered")
             view_line.cancelled_quantity = progress.cancelled
 
@@ -470,7 +473,7 @@ class OrderState(BaseModel):
             return OrderStatus.RETURNED
         if all(s in (LineStatus.SHIPPED, LineStatus.DELIVERED) for s in live):
             return OrderStatus.SHIPPED
-        if any(p.units("shipped", "delivered") for p in self.lines.values()):
+        if any(p.units("shipped", "delivered", "returned_to_sender") for p in self.lines.values()):
             return OrderStatus.PARTIALLY_SHIPPED
         return OrderStatus.IN_FULFILLMENT
 

@@ -537,7 +537,7 @@ def check_releases(facts: StoreFacts) -> list[Violation]:
                 )
             )
     for ship, _ in facts.shipments:
-        if ship.status not in ("SHIPPED", "DELIVERED") and ship.quantity != 0:
+        if ship.status not in ("SHIPPED", "DELIVERED", "RETURNED_TO_SENDER") and ship.quantity:
             out.append(
                 Violation(
                     "unshipped-shipment-quantity",

@@ -514,7 +514,11 @@ async def returned_to_sender(stack: Stack) -> str:
         "POST", f"/v1/shipments/{key}/tracking", key="WH-BERLIN", json={"events": events}
     )
     assert status == 200, answer
-    view = await stack.wait_status(order_id, "RETURNED")
+    view = await stack.wait_for(
+        order_id,
+        lambda v: v["status"] == "RETURNED" and bool(v["returns"]),
+        "the order RETURNED with its return to sender",
+    )
     status, outcome = await stack.call(
         "POST",
         f"/v1/returns/{view['returns'][0]['return_id']}/receive",

@@ -158,7 +158,11 @@ async def test_three_failed_deliveries_return_the_shipment_to_its_location(
 
     # the third failure sends it back: a RETURN_TO_SENDER return to Berlin, the order
     # RETURNED (nothing of it was delivered)
-    view = await stack.wait_status(order_id, "RETURNED")
+    view = await stack.wait_for(
+        order_id,
+        lambda v: v["status"] == "RETURNED" and bool(v["returns"]),
+        "the order RETURNED with its return to sender",
+    )
     (back,) = view["returns"]
     assert back["type"] == "RETURN_TO_SENDER" and back["location_id"] == "WH-BERLIN"
     assert back["lines"] == [{"line_id": "1", "quantity": 2}]
