@@ -16,7 +16,9 @@ DNS failures) is technical: `PartnerUnavailable`, retried with backoff."""
 
 from __future__ import annotations
 
+import json
 import socket
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -27,6 +29,7 @@ from activities import metrics
 from oms import tracing, webhooks
 from oms.targets import AllowList, refused_addresses, refused_url
 from store import Store
+from store.receivers import callback_receiver
 
 RETRYABLE_4XX = (408, 425, 429)
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -129,3 +132,19 @@ class Sender:
         except ApplicationError as err:
             metrics.count_webhook_failure(receiver, err)
             raise
+
+    async def to_channel(self, channel_id: str, message: dict[str, Any], key: str) -> bool:
+        """A message to a sales channel's callback (order responses, refund notices,
+        tracking updates); False when the channel has no callback."""
+        channel = await self.store.config.channel(channel_id) or {}
+        callback = channel.get("callback_url")
+        if not callback:
+            return False
+        await self.send(
+            f"sales channel {channel_id} callback",
+            callback_receiver(channel_id),
+            str(callback),
+            json.dumps(message).encode(),
+            key,
+        )
+        return True

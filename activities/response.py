@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +11,6 @@ from temporalio.exceptions import ApplicationError
 from activities.partners import Sender
 from oms import ids
 from store import Store
-from store.receivers import callback_receiver
 from workflows.model import OrderResponseInput, OrderResponseResult
 
 
@@ -62,27 +60,17 @@ class ResponseActivities:
             )
             for line in input.lines
         }
-        channel = await self.store.config.channel(input.sales_channel) or {}
-        callback = channel.get("callback_url")
-        sent = False
-        if callback:
-            message = {
-                "type": "order_response",
-                "order_id": input.order_id,
-                "channel_order_id": ids.channel_order_id(input.order_id),
-                "lines": [
-                    {"line_id": k, "planned_ship_date": v.isoformat()}
-                    for k, v in sorted(dates.items())
-                ],
-            }
-            # signed with the callback's secret; a refusal (4xx) or a forbidden target
-            # holds the order, a 5xx or no answer retries with backoff
-            await self.sender.send(
-                f"sales channel {input.sales_channel} callback",
-                callback_receiver(input.sales_channel),
-                str(callback),
-                json.dumps(message).encode(),
-                f"{input.order_id}-response",
-            )
-            sent = True
+        message = {
+            "type": "order_response",
+            "order_id": input.order_id,
+            "channel_order_id": ids.channel_order_id(input.order_id),
+            "lines": [
+                {"line_id": k, "planned_ship_date": v.isoformat()} for k, v in sorted(dates.items())
+            ],
+        }
+        # signed with the callback's secret; a refusal (4xx) or a forbidden target holds
+        # the order, a 5xx or no answer retries with backoff
+        sent = await self.sender.to_channel(
+            input.sales_channel, message, f"{input.order_id}-response"
+        )
         return OrderResponseResult(planned_ship_dates=dates, callback_sent=sent)

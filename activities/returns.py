@@ -13,7 +13,7 @@ from activities.documents import render_label, render_note, unknown_location
 from activities.partners import Sender
 from oms import ids
 from store import Store
-from store.receivers import callback_receiver, location_receiver
+from store.receivers import location_receiver
 from store.returns import DisposedUnits
 from workflows.model import (
     DisposeReturnInput,
@@ -159,10 +159,6 @@ class ReturnActivities:
         """The refund the channel owes its customer, to the channel's callback (signed);
         nothing to send without a callback."""
         ret = request.input
-        channel = await self.store.config.channel(ret.sales_channel) or {}
-        callback = channel.get("callback_url")
-        if not callback:
-            return False
         prices = {i.line_id: i.unit_price for i in ret.items}
         message = {
             "type": "refund_notice",
@@ -183,14 +179,7 @@ class ReturnActivities:
             "amount": str(request.refund_amount),
             "currency": ret.currency,
         }
-        await self.sender.send(
-            f"sales channel {ret.sales_channel} callback",
-            callback_receiver(ret.sales_channel),
-            str(callback),
-            json.dumps(message).encode(),
-            f"{ret.return_id}-refund",
-        )
-        return True
+        return await self.sender.to_channel(ret.sales_channel, message, f"{ret.return_id}-refund")
 
     @activity.defn(name="settle_return")
     async def settle_return(self, request: SettleReturnInput) -> None:

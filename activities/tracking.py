@@ -3,14 +3,11 @@ status update (signed like every outgoing message)."""
 
 from __future__ import annotations
 
-import json
-
 from temporalio import activity
 
 from activities.partners import Sender
 from oms import ids
 from store import Store
-from store.receivers import callback_receiver
 from workflows.model import TrackingNotice
 
 
@@ -21,10 +18,6 @@ class TrackingActivities:
 
     @activity.defn(name="send_tracking_update")
     async def send_tracking_update(self, notice: TrackingNotice) -> bool:
-        channel = await self.store.config.channel(notice.sales_channel) or {}
-        callback = channel.get("callback_url")
-        if not callback:
-            return False
         update = notice.update
         message = {
             "type": "tracking_update",
@@ -40,11 +33,6 @@ class TrackingActivities:
             "carrier": update.carrier,
             "tracking_number": update.tracking_number,
         }
-        await self.sender.send(
-            f"sales channel {notice.sales_channel} callback",
-            callback_receiver(notice.sales_channel),
-            str(callback),
-            json.dumps(message).encode(),
-            f"{update.shipment_key}-tracking-{update.event_id}",
+        return await self.sender.to_channel(
+            notice.sales_channel, message, f"{update.shipment_key}-tracking-{update.event_id}"
         )
-        return True
