@@ -272,8 +272,13 @@ async def document(request: web.Request) -> web.Response:
     found = await request.app[STORE].orders.document(document_id)
     if found is None or (principal.role == "location" and principal.identity != found[1]):
         raise ApiError(404, "document_not_found", f"no document {document_id}")
+    return pdf_response(document_id, found[2])
+
+
+def pdf_response(document_id: str, content: bytes) -> web.Response:
+    """A stored document as the PDF a browser shows inline."""
     return web.Response(
-        body=found[2],
+        body=content,
         content_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{document_id}.pdf"'},
     )

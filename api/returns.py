@@ -26,6 +26,7 @@ from api.commands import execute_update
 from api.configuration import check_locations
 from api.context import STORE, TEMPORAL
 from api.errors import ApiError, parse, read_json, workflow_error
+from api.fulfillment import pdf_response
 from api.orders import visible_order
 from store import Principal
 from store.returns import ReturnRow
@@ -220,11 +221,7 @@ async def return_document(request: web.Request) -> web.Response:
     found = await request.app[STORE].orders.document(document_id)
     if found is None:
         raise ApiError(404, "document_not_found", f"no document {document_id} (yet)")
-    return web.Response(
-        body=found[2],
-        content_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{document_id}.pdf"'},
-    )
+    return pdf_response(document_id, found[2])
 
 
 @routes.post("/v1/returns/{return_id}/receive")
