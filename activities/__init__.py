@@ -66,6 +66,7 @@ def all_activities(
         fulfillment.record_pick,
         fulfillment.record_ship,
         fulfillment.record_delivery,
+        fulfillment.record_transfer_receipt,
         fulfillment.record_returned_to_sender,
         fulfillment.cancel_release,
         inventory.cancel_order_lines,

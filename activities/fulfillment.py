@@ -16,6 +16,7 @@ from workflows.model import (
     RecordPickInput,
     RecordReturnedToSenderInput,
     RecordShipInput,
+    RecordTransferReceiptInput,
     ReleaseInput,
 )
 
@@ -37,6 +38,7 @@ class FulfillmentActivities:
             work_order_id=f.work_order_id,
             lines=[(line.line_id, line.quantity) for line in f.lines],
             at=input.at,
+            handover=(f.handover_key, f.transfer_to) if f.transfer_to else None,
         )
 
     @activity.defn(name="record_pick")
@@ -46,7 +48,10 @@ class FulfillmentActivities:
                 await self.store.inventory.record_pick(
                     line.reservation_id, input.picked[line.line_id]
                 )
-        await self.store.fulfillment.record_pick(input.fulfillment.shipment_key, input.picked)
+        f = input.fulfillment
+        await self.store.fulfillment.record_pick(
+            f.shipment_key, input.picked, f.handover_key if f.transfer_to else None
+        )
 
     @activity.defn(name="record_ship")
     async def record_ship(self, input: RecordShipInput) -> None:
@@ -57,9 +62,18 @@ class FulfillmentActivities:
             input.fulfillment.shipment_key, input.carrier, input.tracking_number
         )
 
+    @activity.defn(name="record_transfer_receipt")
+    async def record_transfer_receipt(self, input: RecordTransferReceiptInput) -> None:
+        f = input.fulfillment
+        await self.store.fulfillment.record_transfer_receipt(f.shipment_key, f.handover_key)
+
     @activity.defn(name="record_delivery")
     async def record_delivery(self, input: RecordDeliveryInput) -> None:
-        await self.store.fulfillment.record_delivery(input.fulfillment.shipment_key)
+        f = input.fulfillment
+        # a TRANSFER release is delivered by the pickup store's hand-over
+        await self.store.fulfillment.record_delivery(
+            f.handover_key if f.transfer_to else f.shipment_key
+        )
 
     @activity.defn(name="record_returned_to_sender")
     async def record_returned_to_sender(self, input: RecordReturnedToSenderInput) -> None:
@@ -70,6 +84,10 @@ class FulfillmentActivities:
         for line in input.fulfillment.lines:
             if line.line_id in input.line_ids:
                 await self.store.inventory.release(line.reservation_id)
+        f = input.fulfillment
         await self.store.fulfillment.cancel(
-            input.fulfillment.shipment_key, input.fulfillment.work_order_id, input.line_ids
+            f.shipment_key,
+            f.work_order_id,
+            input.line_ids,
+            f.handover_key if f.transfer_to else None,
         )

@@ -22,6 +22,7 @@ timeout on the workflow side ends a hung attempt early.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -30,8 +31,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.availability import channel_atp, site
 from activities.sourcing import (
+    Assignment,
     CandidateScore,
     Demand,
+    Site,
     SourcingPlan,
     Strategy,
     source_order,
@@ -120,6 +123,65 @@ def explain(scores: list[CandidateScore]) -> tuple[list[Candidate], int]:
     return shown, omitted
 
 
+@dataclass
+class RoutedPlan:
+    """A sourcing plan and, for click and collect, the lines transferred to the pickup
+    store from the location they are assigned to (line_id -> pickup store)."""
+
+    plan: SourcingPlan
+    transfers: dict[str, str] = field(default_factory=dict)
+
+
+def transfer_plan(
+    pickup: SourcingPlan,
+    lines: list[Demand],
+    sites: list[Site],
+    stock: dict[tuple[str, str], int],
+    strategy: Strategy,
+    store_id: str,
+) -> RoutedPlan | None:
+    """Click and collect when the pickup store cannot serve the order on its own: the
+    lines it holds stock for stay there, the others are sourced from the warehouses as
+    if shipped to the store (distance to the store, no distance tolerance: the network
+    is the retailer's own) and transferred. None when the store cannot take pickups at
+    all, or no warehouse has the rest (the order then waits for stock as before)."""
+    store = next((s for s in sites if s.location_id == store_id), None)
+    if store is None or not store.enabled or store.channel_excluded:
+        return None
+    if "pickup" not in store.delivery_types:
+        return None
+    left = dict(stock)
+    at_store: list[Demand] = []
+    elsewhere: list[Demand] = []
+    for d in lines:
+        if left.get((store_id, d.sku), 0) >= d.quantity:
+            left[(store_id, d.sku)] -= d.quantity
+            at_store.append(d)
+        else:
+            elsewhere.append(d)
+    sources = [s for s in sites if s.type == "warehouse" and s.location_id != store_id]
+    if not elsewhere or not sources:
+        return None
+    moved = source_order(
+        elsewhere,
+        sources,
+        left,
+        (store.lat, store.lon),
+        replace(strategy, max_distance_km=None),
+        delivery_type="ship",
+    )
+    if moved.outcome != "assigned":
+        return None
+    explanations = dict(pickup.explanations)
+    explanations.update(moved.explanations)
+    assignments = [Assignment(d.line_id, store_id, d.quantity) for d in at_store]
+    assignments += moved.assignments
+    order = {d.line_id: i for i, d in enumerate(lines)}
+    assignments.sort(key=lambda a: order[a.line_id])
+    plan = SourcingPlan("assigned", assignments, explanations, [])
+    return RoutedPlan(plan, {d.line_id: store_id for d in elsewhere})
+
+
 class RoutingActivities:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -138,7 +200,7 @@ class RoutingActivities:
         channel: SalesChannelConfig,
         locations: list[LocationConfig],
         ours: list[ReservationRow],
-    ) -> SourcingPlan:
+    ) -> RoutedPlan:
         stock = await self.store.inventory.stock({line.sku for line in input.lines})
         backlog = await self.store.fulfillment.backlog_by_location()
         by_id = {loc.location_id: loc for loc in locations}
@@ -174,8 +236,9 @@ class RoutingActivities:
             else channel.split_policy,
         )
         ship_to = input.ship_to
-        return source_order(
-            [Demand(line.line_id, line.sku, line.quantity) for line in input.lines],
+        demands = [Demand(line.line_id, line.sku, line.quantity) for line in input.lines]
+        plan = source_order(
+            demands,
             sites,
             atp,
             (ship_to.lat, ship_to.lon)
@@ -185,6 +248,17 @@ class RoutingActivities:
             delivery_type=delivery.type if delivery else "ship",
             pickup_location_id=delivery.pickup_location_id if delivery else None,
         )
+        if (
+            plan.outcome != "assigned"
+            and delivery is not None
+            and delivery.type == "pickup"
+            and delivery.pickup_location_id
+            and channel.pickup_transfers
+        ):
+            moved = transfer_plan(plan, demands, sites, atp, strategy, delivery.pickup_location_id)
+            if moved is not None:
+                return moved
+        return RoutedPlan(plan)
 
     async def _fenced(self, run: Callable[[Fence | None], Awaitable[T]]) -> T:
         """Claim this attempt's fence, then run; StaleAttempt when a newer attempt has
@@ -247,7 +321,7 @@ class RoutingActivities:
         attempts = {line.line_id: line.attempt for line in input.lines}
         skus = {line.line_id: line.sku for line in input.lines}
         prefixes = tuple(f"{input.order_id}:{lid}:{n}:" for lid, n in attempts.items())
-        plan: SourcingPlan | None = None
+        routed: RoutedPlan | None = None
         short = False
         for round_no in range(1, PLAN_ROUNDS + 1):
             heartbeat(f"planning round {round_no}")
@@ -256,7 +330,8 @@ class RoutingActivities:
                 for r in await self.store.inventory.reservations_for_order(input.order_id)
                 if r.reservation_id.startswith(prefixes) and r.status == "ACTIVE"
             ]
-            plan = await self._plan(input, channel, locations, ours)
+            routed = await self._plan(input, channel, locations, ours)
+            plan = routed.plan
             if plan.outcome != "assigned":
                 break
             short = False
@@ -279,7 +354,8 @@ class RoutingActivities:
             if not short:
                 break
             activity.logger.info("%s: stock moved while routing, planning again", input.order_id)
-        assert plan is not None
+        assert routed is not None
+        plan = routed.plan
         wanted = (
             {
                 reservation_id(
@@ -314,7 +390,7 @@ class RoutingActivities:
             [] if outcome == "assigned" else ["stock taken by other orders while routing"]
         )
         return RouteOrderResult(
-            decisions=self._decisions(input, plan, held, outcome),
+            decisions=self._decisions(input, routed, held, outcome),
             outcome=outcome,
             reasons=reasons,
         )
@@ -322,10 +398,11 @@ class RoutingActivities:
     @staticmethod
     def _decisions(
         input: RouteOrderInput,
-        plan: SourcingPlan,
+        routed: RoutedPlan,
         held: dict[str, ReservationRow],
         outcome: str,
     ) -> list[RoutingDecision]:
+        plan = routed.plan
         decisions: list[RoutingDecision] = []
         for line in input.lines:
             candidates, omitted = explain(plan.explanations.get(line.line_id, []))
@@ -355,6 +432,9 @@ class RoutingActivities:
                     why += f", {chosen.distance_km:.1f} km"
                 if len(mine) > 1:
                     why += f" ({a.quantity} of {line.quantity} units)"
+                transfer_to = routed.transfers.get(line.line_id)
+                if transfer_to:
+                    why += f"; transferred to {transfer_to} for pickup (no stock there)"
                 decisions.append(
                     RoutingDecision(
                         line_id=line.line_id,
@@ -365,6 +445,7 @@ class RoutingActivities:
                         candidates=candidates,
                         omitted_without_stock=omitted,
                         reason=why,
+                        transfer_to=transfer_to,
                     )
                 )
         return decisions

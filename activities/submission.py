@@ -18,6 +18,7 @@ from oms import ids
 from store import Store
 from store.receivers import location_receiver
 from workflows.model import (
+    HANDOVER_SUFFIX,
     ReleasePlan,
     SendWorkOrderInput,
     SendWorkOrderResult,
@@ -25,12 +26,14 @@ from workflows.model import (
     SubmitWorkOrdersResult,
     WorkOrderCancelledInput,
     WorkOrderView,
+    handover_key,
 )
 
 
 def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
-    return {
+    message = {
         "type": "work_order",
+        "kind": "TRANSFER" if plan.transfer_to else "PACKAGING",
         "work_order_id": plan.work_order_id,
         "order_id": order_id,
         "channel_order_id": ids.channel_order_id(order_id),
@@ -38,6 +41,58 @@ def work_order_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
         "shipment_key": plan.shipment_key,
         "line_ids": plan.line_ids,
     }
+    if plan.transfer_to:
+        message["destination_id"] = plan.transfer_to
+    return message
+
+
+def handover_message(order_id: str, plan: ReleasePlan) -> dict[str, Any]:
+    """The pickup store's part of a TRANSFER release: hand the units over once the
+    transfer has arrived (received at POST /v1/work-orders/{id}/receive)."""
+    assert plan.transfer_to is not None
+    return {
+        "type": "work_order",
+        "kind": "PACKAGING",
+        "work_order_id": handover_work_order(plan),
+        "order_id": order_id,
+        "channel_order_id": ids.channel_order_id(order_id),
+        "location_id": plan.transfer_to,
+        "shipment_key": handover_key(plan.shipment_key),
+        "line_ids": plan.line_ids,
+        "status": "AWAITING_TRANSFER",
+        "transfer_from": plan.location_id,
+        "transfer_work_order_id": plan.work_order_id,
+    }
+
+
+def handover_work_order(plan: ReleasePlan) -> str:
+    return plan.work_order_id + HANDOVER_SUFFIX
+
+
+def work_order_views(plan: ReleasePlan) -> list[WorkOrderView]:
+    """A release's work orders: one, or a TRANSFER and the pickup store's hand-over."""
+    if not plan.transfer_to:
+        return [
+            WorkOrderView(
+                work_order_id=plan.work_order_id,
+                location_id=plan.location_id,
+                line_ids=plan.line_ids,
+            )
+        ]
+    return [
+        WorkOrderView(
+            work_order_id=plan.work_order_id,
+            location_id=plan.location_id,
+            line_ids=plan.line_ids,
+            kind="TRANSFER",
+            destination_id=plan.transfer_to,
+        ),
+        WorkOrderView(
+            work_order_id=handover_work_order(plan),
+            location_id=plan.transfer_to,
+            line_ids=plan.line_ids,
+        ),
+    ]
 
 
 class SubmissionActivities:
@@ -60,55 +115,65 @@ class SubmissionActivities:
 
     @activity.defn(name="submit_work_orders")
     async def submit_work_orders(self, input: SubmitWorkOrdersInput) -> SubmitWorkOrdersResult:
+        views = [view for plan in input.releases for view in work_order_views(plan)]
         await self.store.fulfillment.save_work_orders(
             input.order_id,
-            [(p.work_order_id, p.location_id, p.line_ids) for p in input.releases],
+            [(v.work_order_id, v.location_id, v.line_ids) for v in views],
+            kinds={v.work_order_id: v.kind for v in views if v.kind != "PACKAGING"},
+            destinations={v.work_order_id: v.destination_id for v in views if v.destination_id},
         )
         sent: list[str] = []
         to_send: list[str] = []
         for plan in input.releases:
             if activity.in_activity():
                 activity.heartbeat(plan.work_order_id)  # a dead worker is noticed quickly
-            url = await self._webhook(plan.location_id)
-            if not url:
+            messages = await self._messages(input.order_id, plan)
+            if not messages:
                 continue
             if not input.send_webhooks:
                 to_send.append(plan.work_order_id)
                 continue
-            await self._post(
-                plan.location_id,
-                url,
-                work_order_message(input.order_id, plan),
-                plan.work_order_id,
-            )
+            for location_id, url, message in messages:
+                await self._post(location_id, url, message, message["work_order_id"])
             sent.append(plan.work_order_id)
-        return SubmitWorkOrdersResult(
-            work_orders=[
-                WorkOrderView(
-                    work_order_id=p.work_order_id, location_id=p.location_id, line_ids=p.line_ids
-                )
-                for p in input.releases
-            ],
-            sent_to_webhook=sent,
-            to_send=to_send,
-        )
+        return SubmitWorkOrdersResult(work_orders=views, sent_to_webhook=sent, to_send=to_send)
+
+    async def _messages(
+        self, order_id: str, plan: ReleasePlan
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(location, webhook, message) for each location of this release with a webhook:
+        the work order, and a TRANSFER's hand-over to the pickup store."""
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        url = await self._webhook(plan.location_id)
+        if url:
+            found.append((plan.location_id, url, work_order_message(order_id, plan)))
+        if plan.transfer_to:
+            store_url = await self._webhook(plan.transfer_to)
+            if store_url:
+                found.append((plan.transfer_to, store_url, handover_message(order_id, plan)))
+        return found
 
     @activity.defn(name="send_work_order")
     async def send_work_order(self, input: SendWorkOrderInput) -> SendWorkOrderResult:
         plan = input.release
-        url = await self._webhook(plan.location_id)
-        if not url:
+        messages = await self._messages(input.order_id, plan)
+        if not messages:
             return SendWorkOrderResult(sent=False)
         if await self.store.fulfillment.work_order_status(plan.work_order_id) == "CANCELLED":
             return SendWorkOrderResult(cancelled=True)  # a cancel came first: send nothing
-        await self._post(
-            plan.location_id, url, work_order_message(input.order_id, plan), plan.work_order_id
-        )
-        if await self.store.fulfillment.mark_work_order_sent(plan.work_order_id) == "CANCELLED":
+        for location_id, url, message in messages:
+            await self._post(location_id, url, message, message["work_order_id"])
+        if plan.transfer_to:
+            await self.store.fulfillment.mark_work_order_sent(handover_work_order(plan))
+        webhook = messages[0][1] if messages[0][0] == plan.location_id else None
+        if (
+            await self.store.fulfillment.mark_work_order_sent(plan.work_order_id) == "CANCELLED"
+            and webhook
+        ):
             # the cancel overtook this message on its way: the location hears of it at once
             await self._post(
                 plan.location_id,
-                url,
+                webhook,
                 {
                     "type": "work_order_cancelled",
                     "work_order_id": plan.work_order_id,
@@ -127,23 +192,35 @@ class SubmissionActivities:
     async def notify_work_order_cancelled(self, input: WorkOrderCancelledInput) -> bool:
         """Tell a location that was sent a work order that these lines of it are cancelled
         (signed like the work order; the idempotency key names the lines)."""
-        url = await self._webhook(input.location_id)
-        if not url:
-            return False
         lines = sorted(input.line_ids)
-        await self._post(
-            input.location_id,
-            url,
-            {
-                "type": "work_order_cancelled",
-                "work_order_id": input.work_order_id,
-                "order_id": input.order_id,
-                "channel_order_id": ids.channel_order_id(input.order_id),
-                "location_id": input.location_id,
-                "shipment_key": input.shipment_key,
-                "line_ids": lines,
-                "reason": input.reason,
-            },
-            f"{input.work_order_id}:cancel:{','.join(lines)}",
-        )
-        return True
+        told = False
+        targets = [(input.location_id, input.work_order_id, input.shipment_key)]
+        if input.transfer_to:  # the pickup store waiting for the transfer hears it too
+            targets.append(
+                (
+                    input.transfer_to,
+                    input.work_order_id + HANDOVER_SUFFIX,
+                    handover_key(input.shipment_key),
+                )
+            )
+        for location_id, work_order_id, shipment_key in targets:
+            url = await self._webhook(location_id)
+            if not url:
+                continue
+            await self._post(
+                location_id,
+                url,
+                {
+                    "type": "work_order_cancelled",
+                    "work_order_id": work_order_id,
+                    "order_id": input.order_id,
+                    "channel_order_id": ids.channel_order_id(input.order_id),
+                    "location_id": location_id,
+                    "shipment_key": shipment_key,
+                    "line_ids": lines,
+                    "reason": input.reason,
+                },
+                f"{work_order_id}:cancel:{','.join(lines)}",
+            )
+            told = True
+        return told

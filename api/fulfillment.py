@@ -16,13 +16,19 @@ from api.errors import ApiError, parse, read_json, workflow_error
 from api.messages import PickRequest
 from store.database import utcnow
 from store.fulfillment import WORK_ORDER_STATUSES, ShipmentRecord
-from workflows.model import DeliverReport, ShipReport, StoreReportResult
+from workflows.model import (
+    HANDOVER_SUFFIX,
+    DeliverReport,
+    ReceiveTransferReport,
+    ShipReport,
+    StoreReportResult,
+)
 
 routes = web.RouteTableDef()
 
 
 # the default work-order list: the open ones and those cancelled in the last CANCELLED_DAYS
-OPEN_WORK_ORDERS = ("OPEN", "PICKED", "SHIPPED")
+OPEN_WORK_ORDERS = ("AWAITING_TRANSFER", "OPEN", "PICKED", "SHIPPED", "READY_FOR_PICKUP")
 CANCELLED_DAYS = 7
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -33,9 +39,9 @@ def _time(value: datetime | None) -> str | None:
 
 
 def shipment_json(record: ShipmentRecord) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "work_order_id": record.work_order_id,
-        "kind": "PACKAGING",
+        "kind": record.kind,
         "shipment_key": record.shipment_key,
         "release_key": record.release_key,
         "order_id": record.order_id,
@@ -57,6 +63,32 @@ def shipment_json(record: ShipmentRecord) -> dict[str, Any]:
             for ln in record.lines
         ],
     }
+    if record.kind == "TRANSFER":
+        answer["destination_id"] = record.destination_id
+        answer["handover_work_order_id"] = record.work_order_id + HANDOVER_SUFFIX
+    elif record.shipment_key.endswith(HANDOVER_SUFFIX):
+        answer["transfer_work_order_id"] = record.work_order_id[: -len(HANDOVER_SUFFIX)]
+    answer["steps"] = list(allowed_steps(record))
+    return answer
+
+
+# which store reports each kind of shipment takes (the API names of the steps)
+STEP_OF_UPDATE = {
+    "report_pick": "pick",
+    "report_ship": "ship",
+    "report_delivery": "deliver",
+    "report_receipt": "receive",
+}
+
+
+def allowed_steps(record: ShipmentRecord) -> tuple[str, ...]:
+    """PACKAGING: pick, ship, deliver; a TRANSFER: pick and ship (to the pickup store);
+    the pickup store's hand-over of a transfer: receive, then deliver (hand over)."""
+    if record.shipment_key.endswith(HANDOVER_SUFFIX):
+        return ("receive", "deliver")
+    if record.kind == "TRANSFER":
+        return ("pick", "ship")
+    return ("pick", "ship", "deliver")
 
 
 class WorkOrderLineOut(BaseModel):
@@ -70,15 +102,29 @@ class WorkOrderLineOut(BaseModel):
 
 class WorkOrderOut(BaseModel):
     work_order_id: str = Field(description="the work order sent to the location (ORDER-WO{n})")
-    kind: str = Field(default="PACKAGING", description="PACKAGING: an order's release")
-    shipment_key: str = Field(description="where pick / ship / deliver are reported (ORDER-S{n})")
+    kind: str = Field(
+        default="PACKAGING",
+        description="PACKAGING: an order's release (or, ORDER-WO{n}-H, a pickup store's "
+        "hand-over of transferred units); TRANSFER: units shipped to a pickup store",
+    )
+    shipment_key: str = Field(
+        description="where the steps are reported (ORDER-S{n}; ORDER-S{n}-H for a hand-over)"
+    )
+    steps: list[str] = Field(
+        description="the steps this work order takes: pick, ship, deliver (PACKAGING); pick, "
+        "ship (TRANSFER); receive, deliver (a pickup store's hand-over of a transfer)"
+    )
+    destination_id: str | None = Field(
+        default=None, description="TRANSFER: the pickup store the units are shipped to"
+    )
     release_key: str
     order_id: str
     location_id: str
     status: str = Field(
-        description="the work order's status: its least advanced line (OPEN, PICKED, "
-        "SHIPPED, DELIVERED); with nothing left to do CANCELLED (the order cancelled it: "
-        "stop picking it) or BACKORDERED (its units were routed elsewhere)"
+        description="the work order's status: its least advanced line (AWAITING_TRANSFER, "
+        "OPEN, PICKED, SHIPPED, READY_FOR_PICKUP, DELIVERED); with nothing left to do "
+        "CANCELLED (the order cancelled it: stop picking it) or BACKORDERED (its units "
+        "were routed elsewhere)"
     )
     released_at: datetime | None
     cancelled_at: datetime | None = Field(description="when it was cancelled (CANCELLED only)")
@@ -149,7 +195,12 @@ async def work_orders(request: web.Request) -> web.Response:
     statuses = _statuses(request.query.get("status"))
     since = None if statuses is not None else utcnow() - timedelta(days=CANCELLED_DAYS)
     records, total = await request.app[STORE].fulfillment.work_orders(
-        location_id, statuses=statuses, cancelled_since=since, limit=limit, offset=offset
+        location_id,
+        statuses=statuses,
+        cancelled_since=since,
+        limit=limit,
+        offset=offset,
+        kind=kind,
     )
     return web.json_response(
         {
@@ -163,9 +214,10 @@ async def work_orders(request: web.Request) -> web.Response:
     )
 
 
-# PACKAGING: an order's release (pick, pack, ship to the customer); RETURN_TO_VENDOR:
+# PACKAGING: an order's release (pick, pack, ship to the customer, or hand over at a pickup
+# store); TRANSFER: units shipped to a pickup store (click and collect); RETURN_TO_VENDOR:
 # returned units the location sends back to the vendor (api/work_orders.py)
-WORK_ORDER_KINDS = ("PACKAGING", "RETURN_TO_VENDOR")
+WORK_ORDER_KINDS = ("PACKAGING", "TRANSFER", "RETURN_TO_VENDOR")
 VENDOR_STATUSES = ("OPEN", "SHIPPED")
 
 
@@ -228,6 +280,13 @@ async def send_report(
     """A location's report (report_pick, report_ship, report_delivery) on shipment `key`,
     if the caller may report on it; also what the back office (api/ui) sends."""
     record = await _shipment_of_caller(request, key)
+    step = STEP_OF_UPDATE.get(update)
+    if step is not None and step not in allowed_steps(record):
+        raise ApiError(
+            409,
+            "wrong_step",
+            f"{key} takes {', '.join(allowed_steps(record))}, not {step}",
+        )
     handle = request.app[TEMPORAL].get_workflow_handle(record.workflow_id)
     try:
         result = await execute_update(
@@ -251,6 +310,12 @@ async def ship(request: web.Request) -> web.Response:
 @routes.post("/v1/shipments/{shipment_key}/deliver")
 async def deliver(request: web.Request) -> web.Response:
     return await _report(request, "report_delivery", DeliverReport)
+
+
+@routes.post("/v1/shipments/{shipment_key}/receive")
+async def receive(request: web.Request) -> web.Response:
+    """A pickup store received a transfer (its hand-over shipment ORDER-S{n}-H)."""
+    return await _report(request, "report_receipt", ReceiveTransferReport)
 
 
 @routes.get("/v1/shipments/{shipment_key}")

@@ -50,6 +50,7 @@ from workflows.model import (
     OrderCommandResult,
     OrderStatus,
     OrderView,
+    ReceiveTransferReport,
     ResumeInput,
     ReturnOutcome,
     ReturnView,
@@ -432,6 +433,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/shipments/{shipment_key}/ship"): _command(ShipReport, StoreReportResult, True),
     ("POST", "/v1/shipments/{shipment_key}/deliver"): _command(
         DeliverReport, StoreReportResult, False
+    ),
+    ("POST", "/v1/shipments/{shipment_key}/receive"): _command(
+        ReceiveTransferReport, StoreReportResult, False
     ),
     ("GET", "/v1/shipments/{shipment_key}"): Operation(answers={200: WorkOrderOut}),
     ("GET", "/v1/documents/{document_id}"): Operation(answers={200: PDF}),

@@ -2,6 +2,9 @@
 
 - PACKAGING (an order's release at a location): POST /v1/work-orders/{id}/pick, /ship,
   /deliver are the same steps as on its shipment (/v1/shipments/{key}/...).
+- TRANSFER (click and collect from another location: units shipped to the pickup store):
+  /pick and /ship; the pickup store's hand-over work order (ORDER-WO{n}-H, PACKAGING) is
+  /receive (the transfer arrived: ready for pickup), then /deliver (handed over).
 - RETURN_TO_VENDOR (returned units the receiving location sends to the vendor):
   POST /v1/work-orders/{id}/ship `{carrier, tracking_number}` closes it (a repeat with
   the same shipment is 200 again; another after it shipped is 409).
@@ -21,7 +24,7 @@ from api.fulfillment import send_report
 from api.messages import PickRequest
 from store.returns import VendorWorkOrder
 from store.tables import WorkOrder
-from workflows.model import DeliverReport, ShipReport
+from workflows.model import DeliverReport, ReceiveTransferReport, ShipReport
 
 routes = web.RouteTableDef()
 
@@ -29,6 +32,7 @@ PACKAGING_STEPS: dict[str, tuple[str, type[BaseModel]]] = {
     "pick": ("report_pick", PickRequest),
     "ship": ("report_ship", ShipReport),
     "deliver": ("report_delivery", DeliverReport),
+    "receive": ("report_receipt", ReceiveTransferReport),
 }
 
 
@@ -73,9 +77,14 @@ async def work_order_step(request: web.Request) -> web.Response:
         shipped = await ship_to_vendor(request, row, parse(ShipReport, body))
         return web.json_response(shipped.as_json())
     if step not in PACKAGING_STEPS:
-        raise ApiError(404, "unknown_step", "a PACKAGING work order is picked, shipped, delivered")
+        raise ApiError(
+            404,
+            "unknown_step",
+            "a PACKAGING work order is picked, shipped, delivered; a TRANSFER is picked and "
+            "shipped; a pickup store's hand-over is received and delivered",
+        )
     update, model = PACKAGING_STEPS[step]
-    # WO{n} is reported on its shipment S{n} (workflows/order_state.py)
+    # WO{n} is reported on its shipment S{n} (workflows/order_state.py), WO{n}-H on S{n}-H
     suffix = row.work_order_id[len(row.order_id) + 3 :]
     shipment_key = f"{row.order_id}-S{suffix}"
     return await send_report(request, shipment_key, update, parse(model, body))

@@ -43,11 +43,15 @@ class ShipmentLine:
 # A work order's status is the least advanced of its lines' (OPEN before PICKED, ...);
 # with nothing left to do it is CANCELLED when its lines were all cancelled or its
 # work_orders row says so (a cancel closed it), else BACKORDERED (re-routed elsewhere).
-OPEN_STATUSES = ("OPEN", "PICKED", "SHIPPED")
+# A pickup store's hand-over of a TRANSFER release (shipment S{n}-H, work order WO{n}-H)
+# starts AWAITING_TRANSFER and is READY_FOR_PICKUP once the store has received the units.
+OPEN_STATUSES = ("AWAITING_TRANSFER", "OPEN", "PICKED", "SHIPPED", "READY_FOR_PICKUP")
 WORK_ORDER_STATUSES = (
+    "AWAITING_TRANSFER",
     "OPEN",
     "PICKED",
     "SHIPPED",
+    "READY_FOR_PICKUP",
     "DELIVERED",
     "RETURNED_TO_SENDER",
     "BACKORDERED",
@@ -84,6 +88,9 @@ class ShipmentRecord:
     # the status of its row in work_orders (SUBMITTED, SENT, RELEASED, CANCELLED) if read
     work_order_row_status: str | None = None
     released_at: datetime | None = None
+    # PACKAGING, or TRANSFER (to destination_id: click and collect from another location)
+    kind: str = "PACKAGING"
+    destination_id: str | None = None
 
     @property
     def work_order_id(self) -> str:
@@ -119,8 +126,16 @@ class FulfillmentRepository:
         self.db = db
 
     async def save_work_orders(
-        self, order_id: str, work_orders: list[tuple[str, str, list[str]]]
+        self,
+        order_id: str,
+        work_orders: list[tuple[str, str, list[str]]],
+        kinds: dict[str, str] | None = None,
+        destinations: dict[str, str] | None = None,
     ) -> None:
+        """Work orders as SUBMITTED; `kinds`: work_order_id -> kind when not PACKAGING,
+        `destinations`: work_order_id -> where a TRANSFER work order ships to."""
+        kinds = kinds or {}
+        destinations = destinations or {}
         async with self.db.transaction() as session:
             for work_order_id, location_id, line_ids in work_orders:
                 await session.execute(
@@ -132,6 +147,8 @@ class FulfillmentRepository:
                         line_ids=line_ids,
                         status="SUBMITTED",
                         created_at=utcnow(),
+                        kind=kinds.get(work_order_id),
+                        destination_id=destinations.get(work_order_id),
                     )
                     .on_conflict_do_nothing(index_elements=["work_order_id"])
                 )
@@ -164,8 +181,11 @@ class FulfillmentRepository:
         work_order_id: str,
         lines: list[tuple[str, int]],
         at: datetime,
+        handover: tuple[str, str] | None = None,
     ) -> bool:
-        """Write the release and its empty shipment; False when already written."""
+        """Write the release and its empty shipment; False when already written. A
+        TRANSFER release also writes `handover` (shipment key, pickup store): the store's
+        hand-over rows, AWAITING_TRANSFER until the units arrive."""
         async with self.db.transaction() as session:
             done = await session.execute(
                 select(OrderRelease.release_key)
@@ -212,14 +232,35 @@ class FulfillmentRepository:
                         updated_at=at,
                     )
                 )
+                if handover is not None:
+                    session.add(
+                        Shipment(
+                            shipment_key=handover[0],
+                            line_id=line_id,
+                            release_key=release_key,
+                            order_id=order_id,
+                            location_id=handover[1],
+                            workflow_id=workflow_id,
+                            released_quantity=qty,
+                            picked_quantity=0,
+                            quantity=0,
+                            status="AWAITING_TRANSFER",
+                            updated_at=at,
+                        )
+                    )
+            ids = [work_order_id]
+            if handover is not None:
+                ids.append(work_order_id_of(order_id, handover[0]))
             await session.execute(
-                update(WorkOrder)
-                .where(WorkOrder.work_order_id == work_order_id)
-                .values(status="RELEASED")
+                update(WorkOrder).where(WorkOrder.work_order_id.in_(ids)).values(status="RELEASED")
             )
             return True
 
-    async def record_pick(self, shipment_key: str, picked: dict[str, int]) -> None:
+    async def record_pick(
+        self, shipment_key: str, picked: dict[str, int], handover: str | None = None
+    ) -> None:
+        """A location's pick; lines of a TRANSFER release found missing are backordered
+        at the pickup store's hand-over (`handover`) too."""
         now = utcnow()
         async with self.db.transaction() as session:
             rows = await self._rows(session, shipment_key)
@@ -231,6 +272,29 @@ class FulfillmentRepository:
                 row.status = "PICKED" if qty > 0 else "BACKORDERED"
                 row.updated_at = now
                 await self._set_release(session, row, "PICKED" if qty > 0 else "BACKORDERED")
+            if handover is not None:
+                for row in await self._rows(session, handover):
+                    if row.status == "AWAITING_TRANSFER" and picked.get(row.line_id, 1) == 0:
+                        row.status = "BACKORDERED"
+                        row.updated_at = now
+
+    async def record_transfer_receipt(self, shipment_key: str, handover: str) -> None:
+        """The pickup store received a TRANSFER release's units: the transfer is
+        delivered, the store's hand-over READY_FOR_PICKUP with the units shipped."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            shipped = {}
+            for row in await self._rows(session, shipment_key):
+                if row.status == "SHIPPED":
+                    row.status = "DELIVERED"
+                    row.updated_at = now
+                    shipped[row.line_id] = row.quantity
+            for row in await self._rows(session, handover):
+                if row.status == "AWAITING_TRANSFER" and row.line_id in shipped:
+                    row.status = "READY_FOR_PICKUP"
+                    row.picked_quantity = shipped[row.line_id]
+                    row.quantity = shipped[row.line_id]
+                    row.updated_at = now
 
     async def record_ship(self, shipment_key: str, carrier: str, tracking_number: str) -> None:
         now = utcnow()
@@ -246,10 +310,11 @@ class FulfillmentRepository:
                 await self._set_release(session, row, "SHIPPED")
 
     async def record_delivery(self, shipment_key: str) -> None:
+        """Delivered to the customer: a shipment, or a pickup store's hand-over."""
         now = utcnow()
         async with self.db.transaction() as session:
             for row in await self._rows(session, shipment_key):
-                if row.status != "SHIPPED":
+                if row.status not in ("SHIPPED", "READY_FOR_PICKUP"):
                     continue
                 row.status = "DELIVERED"
                 row.updated_at = now
@@ -266,10 +331,22 @@ class FulfillmentRepository:
                 row.updated_at = now
                 await self._set_release(session, row, "RETURNED_TO_SENDER")
 
-    async def cancel(self, shipment_key: str, work_order_id: str, line_ids: list[str]) -> None:
-        """Stop work on these lines (not shipped yet); the work order closes with its last."""
+    async def cancel(
+        self,
+        shipment_key: str,
+        work_order_id: str,
+        line_ids: list[str],
+        handover: str | None = None,
+    ) -> None:
+        """Stop work on these lines (not shipped yet); the work order closes with its last.
+        A TRANSFER release's lines are cancelled at the pickup store (`handover`) too."""
         now = utcnow()
         async with self.db.transaction() as session:
+            if handover is not None:
+                for row in await self._rows(session, handover):
+                    if row.line_id in line_ids and row.status == "AWAITING_TRANSFER":
+                        row.status = "CANCELLED"
+                        row.updated_at = now
             rows = await self._rows(session, shipment_key)
             for row in rows:
                 if row.line_id not in line_ids or row.status not in ("OPEN", "PICKED"):
@@ -292,6 +369,9 @@ class FulfillmentRepository:
             record = _record(rows)
             work_order = await session.get(WorkOrder, record.work_order_id)
             record.work_order_row_status = work_order.status if work_order else None
+            if work_order is not None and work_order.kind == "TRANSFER":
+                record.kind = "TRANSFER"
+                record.destination_id = work_order.destination_id
             record.released_at = (
                 await session.execute(
                     select(func.min(OrderRelease.created_at)).where(
@@ -309,10 +389,12 @@ class FulfillmentRepository:
         cancelled_since: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        kind: str | None = None,
     ) -> tuple[list[ShipmentRecord], int]:
-        """A location's work orders, newest release first, with all their lines; and how
-        many match. `statuses` (of WORK_ORDER_STATUSES) selects those in these statuses;
-        None selects the open ones and those cancelled at or after `cancelled_since`."""
+        """A location's work orders (of `kind`, PACKAGING or TRANSFER, when given), newest
+        release first, with all their lines; and how many match. `statuses` (of
+        WORK_ORDER_STATUSES) selects those in these statuses; None selects the open ones
+        and those cancelled at or after `cancelled_since`."""
         since = cancelled_since or utcnow()
         # the shipments that can match, from their rows (a superset: the statuses below
         # decide): an entry has a row in its own status, a CANCELLED one a CANCELLED row
@@ -361,7 +443,15 @@ class FulfillmentRepository:
         )
         ranked = [
             (per_shipment.c.rank == _RANK[s], s)
-            for s in ("OPEN", "PICKED", "SHIPPED", "DELIVERED", "RETURNED_TO_SENDER")
+            for s in (
+                "AWAITING_TRANSFER",
+                "OPEN",
+                "PICKED",
+                "SHIPPED",
+                "READY_FOR_PICKUP",
+                "DELIVERED",
+                "RETURNED_TO_SENDER",
+            )
         ]
         status = case(
             *ranked,
@@ -379,6 +469,8 @@ class FulfillmentRepository:
                 per_shipment.c.shipment_key,
                 per_shipment.c.released_at,
                 WorkOrder.status.label("row_status"),
+                WorkOrder.kind.label("kind"),
+                WorkOrder.destination_id.label("destination_id"),
                 status.label("status"),
                 func.coalesce(per_shipment.c.last_cancel, per_shipment.c.last_update).label(
                     "cancel_time"
@@ -395,20 +487,28 @@ class FulfillmentRepository:
             )
         else:
             matches = entries.c.status.in_(sorted(statuses))
+        if kind is not None:
+            matches = and_(matches, func.coalesce(entries.c.kind, "PACKAGING") == kind)
         async with self.db.sessions() as session:
             total = (
                 await session.execute(select(func.count()).select_from(entries).where(matches))
             ).scalar_one()
             page = (
                 await session.execute(
-                    select(entries.c.shipment_key, entries.c.released_at, entries.c.row_status)
+                    select(
+                        entries.c.shipment_key,
+                        entries.c.released_at,
+                        entries.c.row_status,
+                        entries.c.kind,
+                        entries.c.destination_id,
+                    )
                     .where(matches)
                     .order_by(entries.c.released_at.desc(), entries.c.shipment_key.desc())
                     .limit(limit)
                     .offset(offset)
                 )
             ).all()
-            keys = [key for key, _, _ in page]
+            keys = [row.shipment_key for row in page]
             grouped: dict[str, list[Shipment]] = {key: [] for key in keys}
             if keys:
                 result = await session.execute(
@@ -419,10 +519,13 @@ class FulfillmentRepository:
                 for shipment_row in result.scalars():
                     grouped[shipment_row.shipment_key].append(shipment_row)
         records: list[ShipmentRecord] = []
-        for key, released_at, row_status in page:
-            record = _record(grouped[key])
-            record.work_order_row_status = row_status
-            record.released_at = released_at
+        for entry in page:
+            record = _record(grouped[entry.shipment_key])
+            record.work_order_row_status = entry.row_status
+            record.released_at = entry.released_at
+            if entry.kind == "TRANSFER":
+                record.kind = "TRANSFER"
+                record.destination_id = entry.destination_id
             records.append(record)
         return records, int(total)
 
@@ -433,7 +536,7 @@ class FulfillmentRepository:
                 select(Shipment)
                 .where(
                     Shipment.location_id == location_id,
-                    Shipment.status.in_(["OPEN", "PICKED", "SHIPPED"]),
+                    Shipment.status.in_(list(OPEN_STATUSES)),
                 )
                 .order_by(Shipment.updated_at, Shipment.shipment_key, Shipment.line_id)
             )

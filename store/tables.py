@@ -248,6 +248,8 @@ class WorkOrder(Base):
     carrier: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tracking_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # added by revision 0006: where a TRANSFER work order ships to (the pickup store)
+    destination_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Approval(Base):

@@ -54,6 +54,7 @@ OPTIONS: dict[str, CallOptions] = {
     "record_pick": STORE_WRITE,
     "record_ship": STORE_WRITE,
     "record_delivery": STORE_WRITE,
+    "record_transfer_receipt": STORE_WRITE,
     "record_returned_to_sender": STORE_WRITE,
     "cancel_release": STORE_WRITE,
     "send_order_response": CallOptions(start_to_close=timedelta(seconds=60)),

@@ -23,10 +23,12 @@ with workflow.unsafe.imports_passed_through():
         FulfillmentProgress,
         FulfillmentResult,
         PickReport,
+        ReceiveTransferReport,
         RecordDeliveryInput,
         RecordPickInput,
         RecordReturnedToSenderInput,
         RecordShipInput,
+        RecordTransferReceiptInput,
         ReleaseInput,
         ReturnedToSenderReport,
         ShipmentStatus,
@@ -50,6 +52,7 @@ class FulfillmentWorkflow:
         self.ship_report: ShipReport | None = None
         self.delivery_report: DeliverReport | None = None
         self.returned_report: ReturnedToSenderReport | None = None
+        self.receipt_report: ReceiveTransferReport | None = None
         self.picked: dict[str, int] = {}
         self.cancel_requests: list[CancelLinesInput] = []
         self.cancelled: set[str] = set()
@@ -97,11 +100,14 @@ class FulfillmentWorkflow:
             )
             self.status = ShipmentStatus.SHIPPED
             await self._tell_parent(
-                "shipped",
+                "in_transfer" if input.transfer_to else "shipped",
                 shipped,
                 carrier=self.ship_report.carrier,
                 tracking_number=self.ship_report.tracking_number,
             )
+        if shipped and input.transfer_to:
+            await self._transfer(shipped, input.transfer_to)
+        elif shipped:
             workflow.set_current_details(f"{input.shipment_key} shipped, waiting for delivery")
             # shipped units cannot be cancelled any more; the carrier delivers them or
             # brings them back (only tracking reports the latter, so histories from before
@@ -133,6 +139,31 @@ class FulfillmentWorkflow:
             delivered=shipped if self.status == ShipmentStatus.DELIVERED else {},
             cancelled=not shipped,
         )
+
+    async def _transfer(self, shipped: dict[str, int], store: str) -> None:
+        """Click and collect from another location: the shipped units travel to the
+        pickup store, which receives them and hands them over to the customer (shipment
+        S{n}-H there). Shipped units cannot be cancelled any more."""
+        input = self.input
+        workflow.set_current_details(
+            f"{input.shipment_key} in transfer to {store}, waiting for its receipt"
+        )
+        await workflow.wait_condition(lambda: self.receipt_report is not None)
+        await activity_calls.run(
+            "record_transfer_receipt",
+            RecordTransferReceiptInput(fulfillment=input, received=shipped),
+        )
+        self.status = ShipmentStatus.READY_FOR_PICKUP
+        await self._tell_parent("ready_for_pickup", shipped)
+        workflow.set_current_details(
+            f"{input.handover_key} ready for pickup at {store}, waiting for the hand-over"
+        )
+        await workflow.wait_condition(lambda: self.delivery_report is not None)
+        await activity_calls.run(
+            "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+        )
+        self.status = ShipmentStatus.DELIVERED
+        await self._tell_parent("delivered", shipped)
 
     async def _wait(self, reported: Callable[[], bool], needed: Callable[[], bool]) -> None:
         """Wait for a store report while it is still `needed`, applying the parent's
@@ -255,13 +286,27 @@ class FulfillmentWorkflow:
             )
 
     def _check_deliver(self, report: DeliverReport) -> None:
+        # a TRANSFER release is delivered by the pickup store's hand-over, once received
+        ready = ShipmentStatus.READY_FOR_PICKUP if self.input.transfer_to else None
         if (
-            self.status != ShipmentStatus.SHIPPED
+            self.status != (ready or ShipmentStatus.SHIPPED)
             or self.delivery_report is not None
             or self.returned_report is not None
         ):
             raise ApplicationError(
-                f"shipment is {self.status.value}, not SHIPPED",
+                f"shipment is {self.status.value}, not {(ready or ShipmentStatus.SHIPPED).value}",
+                type="NotPending",
+                non_retryable=True,
+            )
+
+    def _check_receipt(self, report: ReceiveTransferReport) -> None:
+        if not self.input.transfer_to:
+            raise ApplicationError(
+                "only a transfer is received", type="NotPending", non_retryable=True
+            )
+        if self.status != ShipmentStatus.SHIPPED or self.receipt_report is not None:
+            raise ApplicationError(
+                f"transfer is {self.status.value}, not SHIPPED (in transfer)",
                 type="NotPending",
                 non_retryable=True,
             )
@@ -299,7 +344,9 @@ class FulfillmentWorkflow:
     @workflow.update
     async def report_delivery(self, report: DeliverReport) -> StoreReportResult:
         self.delivery_report = report
-        await workflow.wait_condition(lambda: self.status != ShipmentStatus.SHIPPED)
+        await workflow.wait_condition(
+            lambda: self.status not in (ShipmentStatus.SHIPPED, ShipmentStatus.READY_FOR_PICKUP)
+        )
         return self._result()
 
     @report_delivery.validator
@@ -312,8 +359,25 @@ class FulfillmentWorkflow:
         await workflow.wait_condition(lambda: self.status != ShipmentStatus.SHIPPED)
         return self._result()
 
+    @workflow.update
+    async def report_receipt(self, report: ReceiveTransferReport) -> StoreReportResult:
+        """The pickup store has the transferred units (click and collect)."""
+        self.receipt_report = report
+        await workflow.wait_condition(lambda: self.status != ShipmentStatus.SHIPPED)
+        return self._result()
+
+    @report_receipt.validator
+    def _validate_receipt(self, report: ReceiveTransferReport) -> None:
+        self._check_receipt(report)
+
     @report_returned_to_sender.validator
     def _validate_returned(self, report: ReturnedToSenderReport) -> None:
+        if self.input.transfer_to:
+            raise ApplicationError(
+                "a transfer to a pickup store is received there, not returned to sender",
+                type="NotPending",
+                non_retryable=True,
+            )
         if self.status != ShipmentStatus.SHIPPED or self.returned_report is not None:
             raise ApplicationError(
                 f"shipment is {self.status.value}, not SHIPPED",
@@ -353,4 +417,10 @@ class FulfillmentWorkflow:
         return self._result()
 
     def _result(self) -> StoreReportResult:
-        return StoreReportResult(shipment_key=self.input.shipment_key, status=self.status)
+        key = self.input.shipment_key
+        if self.input.transfer_to and self.status in (
+            ShipmentStatus.READY_FOR_PICKUP,
+            ShipmentStatus.DELIVERED,
+        ):
+            key = self.input.handover_key  # the pickup store's part from now on
+        return StoreReportResult(shipment_key=key, status=self.status)

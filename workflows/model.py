@@ -45,6 +45,8 @@ class OrderStatus(StrEnum):
     IN_FULFILLMENT = "IN_FULFILLMENT"
     PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
     SHIPPED = "SHIPPED"
+    # click and collect: every unit not yet handed over waits at the pickup store
+    READY_FOR_PICKUP = "READY_FOR_PICKUP"
     DELIVERED = "DELIVERED"
     PARTIALLY_RETURNED = "PARTIALLY_RETURNED"
     RETURNED = "RETURNED"
@@ -57,6 +59,9 @@ class LineStatus(StrEnum):
     SCHEDULED = "SCHEDULED"
     RELEASED = "RELEASED"
     BACKORDERED = "BACKORDERED"
+    # click and collect from another location: on the way to the pickup store, then there
+    IN_TRANSFER = "IN_TRANSFER"
+    READY_FOR_PICKUP = "READY_FOR_PICKUP"
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
     CANCELLED = "CANCELLED"
@@ -84,10 +89,14 @@ class ReleaseStatus(StrEnum):
 
 
 class ShipmentStatus(StrEnum):
+    # a pickup store's hand-over of transferred units: until the transfer arrives
+    AWAITING_TRANSFER = "AWAITING_TRANSFER"
     OPEN = "OPEN"
     PICKED = "PICKED"
     BACKORDERED = "BACKORDERED"
     SHIPPED = "SHIPPED"
+    # the transferred units are at the pickup store, waiting for the customer
+    READY_FOR_PICKUP = "READY_FOR_PICKUP"
     DELIVERED = "DELIVERED"
     # the carrier could not deliver it and brings it back to the location
     RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
@@ -96,7 +105,16 @@ class ShipmentStatus(StrEnum):
 
 DocumentKind = Literal["delivery_note", "return_note", "return_label"]
 ProgressKind = Literal[
-    "released", "picked", "shipped", "delivered", "cancelled", "returned_to_sender"
+    "released",
+    "picked",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "returned_to_sender",
+    # a TRANSFER release (click and collect from another location): shipped to the pickup
+    # store, then received there
+    "in_transfer",
+    "ready_for_pickup",
 ]
 # strict: a JSON string "2" or `true` is not a quantity
 MAX_ORDER_TOTAL = Decimal("1000000000000")  # the store keeps 14 digits, 2 decimals
@@ -428,6 +446,10 @@ class SalesChannelConfig(_Tolerant):
     # a timeout, the store unreachable) shows its last error in the order while it keeps
     # retrying in rounds of this many attempts
     stage_attempts_before_alert: int = Field(default=5, ge=1)
+    # click and collect: a pickup store short of stock gets the units transferred from a
+    # warehouse (a TRANSFER work order there, the store hands over once they arrive);
+    # False: such an order waits for stock at the store
+    pickup_transfers: bool = True
 
     @field_validator("approval_reasons")
     @classmethod
@@ -483,6 +505,8 @@ class RoutingDecision(BaseModel):
     # locations left out of `candidates` because they hold none of the SKU
     omitted_without_stock: int = 0
     reason: str = ""
+    # click and collect: the pickup store the units are transferred to from location_id
+    transfer_to: str | None = None
 
 
 class ApprovalView(BaseModel):
@@ -559,6 +583,9 @@ class WorkOrderView(BaseModel):
     work_order_id: str
     location_id: str
     line_ids: list[str]
+    # PACKAGING (pick, pack, ship or hand over) or TRANSFER (to destination_id)
+    kind: str = "PACKAGING"
+    destination_id: str | None = None
 
 
 class OrderView(BaseModel):
@@ -806,6 +833,8 @@ class ReleasePlan(BaseModel):
     # units of each line in this release (a split or re-released line ships part of the
     # ordered quantity); empty in plans made before it existed: the whole line
     quantities: dict[str, int] = Field(default_factory=dict)
+    # a TRANSFER release: location_id ships to this pickup store, which hands over
+    transfer_to: str | None = None
 
 
 class DocumentsInput(BaseModel):
@@ -848,6 +877,8 @@ class WorkOrderCancelledInput(BaseModel):
     shipment_key: str
     line_ids: list[str]
     reason: str = ""
+    # a TRANSFER work order: the pickup store waiting for it is told as well
+    transfer_to: str | None = None
 
 
 class SubmitWorkOrdersResult(BaseModel):
@@ -894,6 +925,21 @@ class FulfillmentInput(BaseModel):
     shipment_key: str
     work_order_id: str
     lines: list[FulfillmentLine]
+    # a TRANSFER release: shipped to this pickup store, received and handed over there
+    # (shipment_key + HANDOVER_SUFFIX is the store's part, handover_key)
+    transfer_to: str | None = None
+
+    @property
+    def handover_key(self) -> str:
+        return handover_key(self.shipment_key)
+
+
+# the pickup store's part of a TRANSFER release: shipment S{n}-H, work order WO{n}-H
+HANDOVER_SUFFIX = "-H"
+
+
+def handover_key(shipment_key: str) -> str:
+    return shipment_key + HANDOVER_SUFFIX
 
 
 class FulfillmentResult(BaseModel):
@@ -917,6 +963,17 @@ class RecordShipInput(BaseModel):
     shipped: dict[str, int]
     carrier: str
     tracking_number: str
+
+
+class ReceiveTransferReport(_Strict):
+    """The pickup store has the transferred units (its scan of the parcel)."""
+
+    received_at: datetime | None = None
+
+
+class RecordTransferReceiptInput(BaseModel):
+    fulfillment: FulfillmentInput
+    received: dict[str, int]
 
 
 class RecordDeliveryInput(BaseModel):

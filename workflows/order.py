@@ -471,12 +471,13 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         first = self.view.status in (OrderStatus.RESPONDED, OrderStatus.APPROVED)
         plans: list[ReleasePlan] = []
         allocations = {}
-        for location_id, items in self.state.scheduled_by_location().items():
+        for items in self.state.scheduled_by_location().values():
             seq = self.state.start_release([alloc for _, alloc in items])
             oid = self.order.order_id
             plan = ReleasePlan(
                 seq=seq,
-                location_id=location_id,
+                location_id=items[0][1].location_id,
+                transfer_to=items[0][1].transfer_to,
                 line_ids=[lid for lid, _ in items],
                 release_key=release_key(oid, seq),
                 shipment_key=shipment_key(oid, seq),
@@ -526,6 +527,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 release_key=plan.release_key,
                 shipment_key=plan.shipment_key,
                 work_order_id=plan.work_order_id,
+                transfer_to=plan.transfer_to,
                 lines=[
                     FulfillmentLine(
                         line_id=lid,
@@ -540,7 +542,8 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 FulfillmentWorkflow.run,
                 child_input,
                 id=fulfillment_workflow_id(self.order.order_id, plan.seq),
-                static_summary=f"{plan.location_id}: release {plan.release_key}",
+                static_summary=f"{plan.location_id}: release {plan.release_key}"
+                + (f", transfer to {plan.transfer_to}" if plan.transfer_to else ""),
                 # a release outlives a continue-as-new of its order; it reports to the
                 # order by workflow id, so it finds the order's newest run
                 parent_close_policy=ParentClosePolicy.ABANDON

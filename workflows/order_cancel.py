@@ -120,7 +120,7 @@ class OrderCancellation(OrderBase):
             if work_order_id(order_id, seq) not in self.state.sent_work_orders:
                 continue
             cancelled = [
-                (lid, a.location_id)
+                (lid, a.location_id, a.transfer_to)
                 for lid in dict.fromkeys(lids)
                 for a in self.state.lines[lid].allocations
                 if a.release_key == key and a.state == "cancelled"
@@ -132,8 +132,9 @@ class OrderCancellation(OrderBase):
                 location_id=cancelled[0][1],
                 work_order_id=work_order_id(order_id, seq),
                 shipment_key=shipment_key(order_id, seq),
-                line_ids=[lid for lid, _ in cancelled],
+                line_ids=[lid for lid, _, _ in cancelled],
                 reason=reason,
+                transfer_to=cancelled[0][2],
             )
             self.notices.append(asyncio.create_task(self._send_cancel_notice(notice)))
 

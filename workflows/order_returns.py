@@ -204,7 +204,10 @@ class OrderReturns(OrderBase):
         if progress is None:
             return ""
         delivered = [a for a in progress.allocations if a.state == "delivered"]
-        return delivered[-1].location_id if delivered else ""
+        if not delivered:
+            return ""
+        # click and collect: the customer collected them at the pickup store
+        return delivered[-1].transfer_to or delivered[-1].location_id
 
     @workflow.signal
     async def return_settled(self, outcome: ReturnOutcome) -> None:

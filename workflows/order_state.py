@@ -28,6 +28,7 @@ from workflows.model import (
     SalesChannelConfig,
     ShipmentStatus,
     ShipmentView,
+    handover_key,
 )
 
 AllocationState = Literal[
@@ -40,7 +41,18 @@ AllocationState = Literal[
     "cancelled",
     # shipped, and brought back by the carrier (tracking): never delivered
     "returned_to_sender",
+    # click and collect from another location: shipped to the pickup store, then there
+    "in_transfer",
+    "ready_for_pickup",
 ]
+# units that have left the location that picked them (count as shipped)
+GONE: tuple[AllocationState, ...] = (
+    "shipped",
+    "delivered",
+    "returned_to_sender",
+    "in_transfer",
+    "ready_for_pickup",
+)
 
 
 def release_key(order_id: str, seq: int) -> str:
@@ -61,6 +73,8 @@ class Allocation(BaseModel):
     quantity: int
     state: AllocationState = "scheduled"
     release_key: str | None = None
+    # click and collect: location_id transfers the units to this pickup store
+    transfer_to: str | None = None
 
 
 class LineProgress(BaseModel):
@@ -85,6 +99,10 @@ class LineProgress(BaseModel):
             return LineStatus.SCHEDULED
         if self.units("released", "picked"):
             return LineStatus.RELEASED
+        if self.units("in_transfer"):
+            return LineStatus.IN_TRANSFER
+        if self.units("ready_for_pickup"):
+            return LineStatus.READY_FOR_PICKUP
         if self.units("shipped"):
             return LineStatus.SHIPPED
         if self.units("delivered"):
@@ -187,6 +205,7 @@ class OrderState(BaseModel):
                     reservation_id=decision.reservation_id,
                     location_id=decision.location_id,
                     quantity=decision.quantity,
+                    transfer_to=decision.transfer_to,
                 )
             )
             progress.open -= decision.quantity
@@ -194,11 +213,16 @@ class OrderState(BaseModel):
 
     # ------------------------------------------------------------------ release
     def scheduled_by_location(self) -> dict[str, list[tuple[str, Allocation]]]:
+        """Scheduled allocations per release to make: per location, and apart from those
+        a location transfers to a pickup store (key `{location}>{store}`)."""
         grouped: dict[str, list[tuple[str, Allocation]]] = {}
         for progress in self.lines.values():
             for alloc in progress.allocations:
                 if alloc.state == "scheduled":
-                    grouped.setdefault(alloc.location_id, []).append((progress.line_id, alloc))
+                    key = alloc.location_id
+                    if alloc.transfer_to:
+                        key = f"{alloc.location_id}>{alloc.transfer_to}"
+                    grouped.setdefault(key, []).append((progress.line_id, alloc))
         return dict(sorted(grouped.items()))
 
     def start_release(self, allocations: list[Allocation]) -> int:
@@ -295,9 +319,37 @@ class OrderState(BaseModel):
                     ShipmentStatus.SHIPPED,
                     quantity=progress.quantities[lid],
                 )
+            elif progress.kind == "in_transfer" and lid in progress.quantities:
+                alloc.state = "in_transfer"
+                self._set_release(
+                    progress,
+                    lid,
+                    ReleaseStatus.SHIPPED,
+                    ShipmentStatus.SHIPPED,
+                    quantity=progress.quantities[lid],
+                )
+            elif progress.kind == "ready_for_pickup" and lid in progress.quantities:
+                alloc.state = "ready_for_pickup"
+                # the transfer arrived; the store's hand-over is the shipment now
+                self._set_release(progress, lid, ReleaseStatus.SHIPPED, ShipmentStatus.DELIVERED)
+                self.view.shipments.append(
+                    ShipmentView(
+                        shipment_key=handover_key(progress.shipment_key),
+                        release_key=progress.release_key,
+                        line_id=lid,
+                        location_id=alloc.transfer_to or progress.location_id,
+                        quantity=progress.quantities[lid],
+                        status=ShipmentStatus.READY_FOR_PICKUP,
+                    )
+                )
             elif progress.kind == "delivered" and lid in progress.quantities:
+                handed_over = alloc.state == "ready_for_pickup"
                 alloc.state = "delivered"
                 self._set_release(progress, lid, ReleaseStatus.DELIVERED, ShipmentStatus.DELIVERED)
+                if handed_over:
+                    self._set_shipment(
+                        handover_key(progress.shipment_key), lid, ShipmentStatus.DELIVERED
+                    )
             elif progress.kind == "returned_to_sender" and lid in progress.quantities:
                 alloc.state = "returned_to_sender"
                 self._set_release(
@@ -328,12 +380,25 @@ class OrderState(BaseModel):
                 and 0 <= quantity <= alloc.quantity
                 and missing == alloc.quantity - quantity
             )
-        if progress.kind == "shipped":
-            return alloc.state == "picked" and 0 < quantity <= alloc.quantity
-        if progress.kind in ("delivered", "returned_to_sender"):
+        if progress.kind in ("shipped", "in_transfer"):
+            return (
+                alloc.state == "picked"
+                and 0 < quantity <= alloc.quantity
+                and (progress.kind == "in_transfer") == bool(alloc.transfer_to)
+            )
+        if progress.kind == "ready_for_pickup":
+            return alloc.state == "in_transfer"
+        if progress.kind == "delivered":
+            return alloc.state == ("ready_for_pickup" if alloc.transfer_to else "shipped")
+        if progress.kind == "returned_to_sender":
             return alloc.state == "shipped"
         # cancelled: only what this order asked its location to cancel
         return alloc.state in ("released", "picked") and line_id in self.cancelling
+
+    def _set_shipment(self, key: str, line_id: str, status: ShipmentStatus) -> None:
+        for ship in self.view.shipments:
+            if ship.shipment_key == key and ship.line_id == line_id:
+                ship.status = status
 
     def _set_release(
         self,
@@ -413,8 +478,7 @@ class OrderState(BaseModel):
     def nothing_left_to_do(self) -> bool:
         """Every line is cancelled, or being cancelled with nothing of it shipped."""
         return all(
-            p.cancelled >= p.quantity
-            or (p.line_id in self.cancelling and not p.units("shipped", "delivered"))
+            p.cancelled >= p.quantity or (p.line_id in self.cancelling and not p.units(*GONE))
             for p in self.lines.values()
         )
 
@@ -452,10 +516,9 @@ class OrderState(BaseModel):
             progress = self.lines[view_line.line_id]
             view_line.status = progress.status()
             view_line.location_id = progress.current_location
-            # units brought back undelivered shipped all the same
-            view_line.shipped_quantity = progress.units(
-                "shipped", "delivered", "returned_to_sender"
-            )
+            # units brought back undelivered shipped all the same, and so did units on
+            # their way to (or at) a pickup store
+            view_line.shipped_quantity = progress.units(*GONE)
             view_line.delivered_quantity = progress.units("delivered")
             view_line.cancelled_quantity = progress.cancelled
 
@@ -473,6 +536,8 @@ class OrderState(BaseModel):
             return OrderStatus.RETURNED
         if all(s in (LineStatus.SHIPPED, LineStatus.DELIVERED) for s in live):
             return OrderStatus.SHIPPED
+        if all(s in (LineStatus.READY_FOR_PICKUP, LineStatus.DELIVERED) for s in live):
+            return OrderStatus.READY_FOR_PICKUP
         if any(p.units("shipped", "delivered", "returned_to_sender") for p in self.lines.values()):
             return OrderStatus.PARTIALLY_SHIPPED
         return OrderStatus.IN_FULFILLMENT

@@ -126,7 +126,7 @@ def test_query_parameters_are_declared_with_their_bounds() -> None:
     assert "CANCELLED" in orders["status"]["schema"]["enum"]
     work_orders = params("GET", "/v1/locations/{location_id}/work-orders")
     assert set(work_orders) == {"status", "kind", "limit", "offset"}
-    assert work_orders["kind"]["schema"]["enum"] == ["PACKAGING", "RETURN_TO_VENDOR"]
+    assert work_orders["kind"]["schema"]["enum"] == ["PACKAGING", "TRANSFER", "RETURN_TO_VENDOR"]
     availability = params("GET", "/v1/availability")
     assert availability["sku"]["required"] is True
     assert availability["sku"]["schema"]["maxItems"] == 200
