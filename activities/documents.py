@@ -190,8 +190,10 @@ def render_note(
     reference: str,
     shipment: str,
     quantities: Mapping[str, int] | None = None,
+    deliver_to: Party | None = None,
 ) -> bytes:
-    """A delivery note or return note for one release, as PDF bytes."""
+    """A delivery note or return note for one release, as PDF bytes; `deliver_to`: the
+    recipient when not the customer (a transfer's pickup store)."""
     title = TITLES[kind]
     width, height = A4
     buf = io.BytesIO()
@@ -201,6 +203,7 @@ def render_note(
     pages = paginate(note_rows(order, line_ids, quantities))
     columns = NOTE_COLUMNS[kind]
     sender, customer = location_party(location), customer_party(order)
+    recipient = deliver_to or customer
     total = sum(row.quantity for page in pages for row in page)
 
     for number, rows in enumerate(pages, start=1):
@@ -221,7 +224,7 @@ def render_note(
             draw_barcode(pdf, reference, 345, height - 160, width - MARGIN - 345, 36)
             if kind == "delivery_note":
                 draw_party(pdf, "From", sender, MARGIN, height - 190, 230)
-                draw_party(pdf, "Deliver to", customer, 310, height - 190, 235)
+                draw_party(pdf, "Deliver to", recipient, 310, height - 190, 235)
             else:
                 draw_party(pdf, "Customer", customer, MARGIN, height - 190, 230)
                 draw_party(pdf, "Return to", sender, 310, height - 190, 235)
@@ -327,12 +330,20 @@ def render_pdf(
     reference: str,
     shipment: str = "",
     quantities: Mapping[str, int] | None = None,
+    deliver_to: Party | None = None,
 ) -> bytes:
     if kind == "return_label":
         return render_label(order, location, reference)
     return render_note(
-        kind, order, location, line_ids, reference, shipment or reference, quantities
+        kind, order, location, line_ids, reference, shipment or reference, quantities, deliver_to
     )
+
+
+def pickup_party(store: LocationConfig, order: OrderInput) -> Party:
+    """A transfer's recipient: the pickup store, for the customer who collects there."""
+    party = location_party(store)
+    customer = order.ship_to.name or order.customer.name or order.customer.id
+    return Party(name=f"{party.name} (pickup: {customer})", lines=party.lines)
 
 
 def unknown_location(location_id: str) -> LocationConfig:
@@ -346,7 +357,10 @@ class DocumentActivities:
 
     @activity.defn(name="create_documents")
     async def create_documents(self, input: DocumentsInput) -> DocumentsResult:
-        wanted = sorted({plan.location_id for plan in input.releases})
+        wanted = sorted(
+            {plan.location_id for plan in input.releases}
+            | {plan.transfer_to for plan in input.releases if plan.transfer_to}
+        )
         locations = {
             row["location_id"]: LocationConfig.model_validate(row)
             for row in await self.store.config.locations(wanted)
@@ -356,6 +370,10 @@ class DocumentActivities:
             location = locations.get(plan.location_id) or unknown_location(plan.location_id)
             # the location's own kinds when it has them, else the channel's
             kinds = input.kinds if location.document_kinds is None else location.document_kinds
+            deliver_to = None
+            if plan.transfer_to:
+                store = locations.get(plan.transfer_to) or unknown_location(plan.transfer_to)
+                deliver_to = pickup_party(store, input.order)
             for kind in kinds:
                 document_id = f"{plan.work_order_id}-{kind}"
                 content = render_pdf(
@@ -366,6 +384,7 @@ class DocumentActivities:
                     plan.work_order_id,
                     plan.shipment_key,
                     plan.quantities,
+                    deliver_to,
                 )
                 await self.store.orders.save_document(
                     document_id=document_id,

@@ -5,6 +5,7 @@ its signed webhook and in its work-order list, and reports it through the API.""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pypdf import PdfReader
 
 from oms import webhooks
 from tests.integration.conftest import Stack, order_body, unique_sku
@@ -147,6 +149,13 @@ async def test_click_and_collect_from_a_warehouse_transfers_then_hands_over(
         handover_id: ("PACKAGING", net.store),
     }
     assert await available(stack, sku) == {net.warehouse: 3}
+    # the warehouse's delivery note is addressed to the pickup store, for the customer
+    status, pdf = await stack.call(
+        "GET", f"/v1/documents/{quote(transfer_id)}-delivery_note", key=net.warehouse
+    )
+    assert status == 200, pdf
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Pickup store (pickup: Ada)" in text and "Jungfernstieg 1" in text
 
     # each location got its part by its own signed webhook
     await eventually(
