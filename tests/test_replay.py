@@ -44,6 +44,7 @@ PATHS = {
     "tracked",
     "returned_to_sender",
     "return_to_vendor",
+    "transferred",
 }
 
 

@@ -530,6 +530,30 @@ async def returned_to_sender(stack: Stack) -> str:
     return order_id
 
 
+@scenario("transferred")
+async def transferred(stack: Stack) -> str:
+    """Click and collect from a warehouse: transfer picked, shipped, received at the
+    pickup store, handed over."""
+    order_id, _ = await place(
+        stack,
+        stock=[("WH-BERLIN", 5)],
+        delivery={"type": "pickup", "pickup_location_id": "ST-HAMBURG"},
+    )
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    for who, shipment, action, body in (
+        ("WH-BERLIN", key, "pick", {"lines": [{"line_id": "1", "picked_quantity": 2}]}),
+        ("WH-BERLIN", key, "ship", {"carrier": "DHL", "tracking_number": "T-3"}),
+        ("ST-HAMBURG", f"{key}-H", "receive", {}),
+        ("ST-HAMBURG", f"{key}-H", "deliver", {}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{shipment}/{action}", key=who, json=body
+        )
+        assert status == 200, answer
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
 # ---------------------------------------------------------------------------- record
 async def histories_of(stack: Stack, order_id: str) -> dict[str, WorkflowHistory]:
     """The order's history and each of its releases'."""
