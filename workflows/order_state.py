@@ -291,6 +291,16 @@ class OrderState(BaseModel):
                         location_id=alloc.location_id,
                     )
                 )
+                if alloc.transfer_to:  # the pickup store's hand-over, once the units arrive
+                    self.view.shipments.append(
+                        ShipmentView(
+                            shipment_key=handover_key(progress.shipment_key),
+                            release_key=progress.release_key,
+                            line_id=line.line_id,
+                            location_id=alloc.transfer_to,
+                            status=ShipmentStatus.AWAITING_TRANSFER,
+                        )
+                    )
             return added or not once
         for line, alloc in allocs:
             lid = line.line_id
@@ -310,6 +320,9 @@ class OrderState(BaseModel):
                     ReleaseStatus.PICKED if picked else ReleaseStatus.BACKORDERED,
                     ShipmentStatus.PICKED if picked else ShipmentStatus.BACKORDERED,
                 )
+                if alloc.transfer_to and not picked:
+                    key = handover_key(progress.shipment_key)
+                    self._set_shipment(key, lid, ShipmentStatus.BACKORDERED)
             elif progress.kind == "shipped" and lid in progress.quantities:
                 alloc.state = "shipped"
                 self._set_release(
@@ -332,15 +345,11 @@ class OrderState(BaseModel):
                 alloc.state = "ready_for_pickup"
                 # the transfer arrived; the store's hand-over is the shipment now
                 self._set_release(progress, lid, ReleaseStatus.SHIPPED, ShipmentStatus.DELIVERED)
-                self.view.shipments.append(
-                    ShipmentView(
-                        shipment_key=handover_key(progress.shipment_key),
-                        release_key=progress.release_key,
-                        line_id=lid,
-                        location_id=alloc.transfer_to or progress.location_id,
-                        quantity=progress.quantities[lid],
-                        status=ShipmentStatus.READY_FOR_PICKUP,
-                    )
+                self._set_shipment(
+                    handover_key(progress.shipment_key),
+                    lid,
+                    ShipmentStatus.READY_FOR_PICKUP,
+                    progress.quantities[lid],
                 )
             elif progress.kind == "delivered" and lid in progress.quantities:
                 handed_over = alloc.state == "ready_for_pickup"
@@ -362,6 +371,9 @@ class OrderState(BaseModel):
                 line.cancelled += alloc.quantity
                 alloc.state = "cancelled"
                 self._set_release(progress, lid, ReleaseStatus.CANCELLED, ShipmentStatus.CANCELLED)
+                if alloc.transfer_to:
+                    key = handover_key(progress.shipment_key)
+                    self._set_shipment(key, lid, ShipmentStatus.CANCELLED)
         self.refresh_lines()
         return True
 
@@ -395,10 +407,14 @@ class OrderState(BaseModel):
         # cancelled: only what this order asked its location to cancel
         return alloc.state in ("released", "picked") and line_id in self.cancelling
 
-    def _set_shipment(self, key: str, line_id: str, status: ShipmentStatus) -> None:
+    def _set_shipment(
+        self, key: str, line_id: str, status: ShipmentStatus, quantity: int | None = None
+    ) -> None:
         for ship in self.view.shipments:
             if ship.shipment_key == key and ship.line_id == line_id:
                 ship.status = status
+                if quantity is not None:
+                    ship.quantity = quantity
 
     def _set_release(
         self,

@@ -467,6 +467,8 @@ def check_stock(
     written_off: Counter[tuple[str, str]] = Counter()
     touching: dict[tuple[str, str], set[str]] = defaultdict(set)
     for ship, sku in facts.shipments:
+        if ship.shipment_key.endswith("-H"):
+            continue  # a pickup store's hand-over of a transfer: the warehouse's stock moved
         key = (ship.location_id, sku)
         touching[key].add(ship.order_id)
         if _picked_recorded(ship):
@@ -537,7 +539,8 @@ def check_releases(facts: StoreFacts) -> list[Violation]:
                 )
             )
     for ship, _ in facts.shipments:
-        if ship.status not in ("SHIPPED", "DELIVERED", "RETURNED_TO_SENDER") and ship.quantity:
+        shipped = ("SHIPPED", "DELIVERED", "RETURNED_TO_SENDER", "READY_FOR_PICKUP")
+        if ship.status not in shipped and ship.quantity:
             out.append(
                 Violation(
                     "unshipped-shipment-quantity",
@@ -633,17 +636,24 @@ def check_lines(facts: OrderFacts, store: StoreFacts) -> list[Violation]:
     oid = facts.order_id
     view = facts.view
     status = view.get("status")
-    # (type, line) -> units; an EXPIRED return brought nothing back
+    # (type, line) -> units; an EXPIRED return brought nothing back, a RECEIVED one what
+    # its parcel held (units asked back but not in it may be returned again)
     view_returns: Counter[tuple[str, str]] = Counter()
     for ret in view.get("returns", []):
         if ret["status"] == "EXPIRED":
             continue
-        for line in ret["lines"]:
+        came = ret["lines"]
+        if ret["type"] != "CANCEL" and ret["status"] == "RECEIVED":
+            came = ret.get("received", [])
+        for line in came:
             view_returns[(ret["type"], line["line_id"])] += line["quantity"]
     store_returns: Counter[tuple[str, str]] = Counter()
     for row in store.returns:
         if row.order_id == oid and row.status != "EXPIRED":
-            for line in row.lines:
+            came = row.lines
+            if row.type != "CANCEL" and row.status == "RECEIVED":
+                came = row.received or []
+            for line in came:
                 store_returns[(row.type, line["line_id"])] += line["quantity"]
     reservations = [r for r in store.reservations if r.order_id == oid]
     for line in view.get("lines", []):

@@ -82,6 +82,8 @@ PARALLEL = int(os.environ.get("OMS_CHAOS_PARALLEL", "3"))
 POLL = 0.3  # seconds between polls of a condition (never a wait tuned to pass)
 
 LOCATIONS = ("WH-BERLIN", "WH-MUNICH", "ST-HAMBURG", "WH-LONDON")
+# click and collect orders are handed over here (transferred from a warehouse when short)
+PICKUP_STORE = "ST-HAMBURG"
 EARLY = ("CREATED", "VALIDATING", "VALIDATED", "ROUTING")
 ROUTING_WAITS = ("ON_HOLD", "NOT_ANNOUNCED", "CHECK_ANNOUNCED")
 PRICES = ("5.00", "12.50", "19.99")
@@ -105,6 +107,18 @@ class OrderInfo:
     @property
     def line_ids(self) -> list[str]:
         return [line["line_id"] for line in self.body["lines"]]
+
+    @property
+    def pickup(self) -> bool:
+        return bool(self.body["delivery"].get("type") == "pickup")
+
+    def transfer(self, view: dict[str, Any], shipment_key: str) -> bool:
+        """The shipment is a transfer to the pickup store (its work order's kind)."""
+        work_order = f"{self.order_id}-WO{shipment_key[len(self.order_id) + 2 :]}"
+        return any(
+            w["work_order_id"] == work_order and w.get("kind") == "TRANSFER"
+            for w in view.get("work_orders", [])
+        )
 
     def sku(self, line_id: str) -> str:
         return str(next(ln["sku"] for ln in self.body["lines"] if ln["line_id"] == line_id))
@@ -331,6 +345,8 @@ class Chaos:
             },
             "delivery": {"type": "ship", "ship_complete": False},
         }
+        if rng.random() < 0.2:
+            body["delivery"] = {"type": "pickup", "pickup_location_id": PICKUP_STORE}
         info = OrderInfo(order_id, channel, f"shop-{channel}", body, held)
         return info
 
@@ -394,7 +410,7 @@ class Chaos:
     async def store_report(
         self, kind: str, order_id: str, shipment_key: str, location_id: str, payload: Any
     ) -> None:
-        action = kind.split("_")[0]
+        action = "receive" if kind == "receive_transfer" else kind.split("_")[0]
         await self.request(
             kind,
             order_id,
@@ -584,7 +600,27 @@ class Chaos:
                 add(0.2, partial(self.pick, order_id, key, loc, full, "pick_full"))
             if "PICKED" in states:
                 add(3, partial(self.ship, order_id, key, loc))
-            if "SHIPPED" in states:
+            if "READY_FOR_PICKUP" in states:  # the customer collects (a cancel too late)
+                add(3, partial(self.deliver, order_id, key, loc))
+                add(
+                    0.3,
+                    lambda k=key, lo=loc: self.together(  # type: ignore[misc]
+                        self.deliver(order_id, k, lo),
+                        self.cancel(order_id, None, self.canceller(order_id)),
+                    ),
+                )
+            if "SHIPPED" in states and info.transfer(view, key):
+                # the pickup store receives the transfer (twice at once: counted once); the
+                # warehouse cannot hand it over (409)
+                add(3, partial(self.receive_transfer, order_id, key))
+                add(
+                    0.3,
+                    lambda k=key: self.together(  # type: ignore[misc]
+                        self.receive_transfer(order_id, k), self.receive_transfer(order_id, k)
+                    ),
+                )
+                add(0.3, partial(self.deliver, order_id, key, loc))
+            elif "SHIPPED" in states:
                 add(3, partial(self.deliver, order_id, key, loc))
                 add(0.6, partial(self.track, order_id, key, loc, "delivered"))
                 add(0.4, partial(self.track, order_id, key, loc, "failed"))
@@ -682,6 +718,10 @@ class Chaos:
 
     def deliver(self, order_id: str, key: str, location_id: str) -> Coroutine[Any, Any, None]:
         return self.store_report("deliver", order_id, key, location_id, {})
+
+    def receive_transfer(self, order_id: str, key: str) -> Coroutine[Any, Any, None]:
+        """The pickup store received the transfer shipped on `key` (its hand-over key-H)."""
+        return self.store_report("receive_transfer", order_id, f"{key}-H", PICKUP_STORE, {})
 
     async def ask_return(self, order_id: str, line_id: str, quantity: int) -> None:
         """The web shop asks for a return of delivered units (more than returnable: 422)."""
@@ -898,8 +938,13 @@ class Chaos:
                 if view is None:
                     continue
                 for s in view["shipments"]:
-                    if s["status"] in ("SHIPPED", "PICKED"):
-                        reports.add((oid, s["status"], s["shipment_key"], s["location_id"]))
+                    if s["status"] in ("SHIPPED", "PICKED", "READY_FOR_PICKUP"):
+                        state = s["status"]
+                        if state == "SHIPPED" and self.orders[oid].transfer(
+                            view, s["shipment_key"]
+                        ):
+                            state = "IN_TRANSFER"
+                        reports.add((oid, state, s["shipment_key"], s["location_id"]))
                 cancellable = any(
                     ln["status"] not in ("SHIPPED", "DELIVERED", "CANCELLED")
                     for ln in view["lines"]
@@ -908,7 +953,9 @@ class Chaos:
                     cancels[oid] += 1
                     cancel.append(self.cancel(oid, None, "ops"))
             fulfil = [
-                (self.deliver if state == "SHIPPED" else self.ship)(oid, key, loc)
+                self.receive_transfer(oid, key)
+                if state == "IN_TRANSFER"
+                else (self.ship if state == "PICKED" else self.deliver)(oid, key, loc)
                 for oid, state, key, loc in sorted(reports)
             ]
             if fulfil:
