@@ -42,8 +42,10 @@ with workflow.unsafe.imports_passed_through():
         SendWorkOrderResult,
         SubmitWorkOrdersInput,
         SubmitWorkOrdersResult,
+        TrackingUpdate,
         ValidateOrderInput,
         ValidateOrderResult,
+        handover_key,
     )
     from workflows.order_state import (
         OrderCarry,
@@ -583,4 +585,29 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         )
         if progress.kind == "returned_to_sender":
             await self._return_to_sender(progress)
+        if progress.kind == "ready_for_pickup":
+            self._tell_ready_for_pickup(progress)
         await self._refresh_fulfillment_status()
+
+    def _tell_ready_for_pickup(self, progress: FulfillmentProgress) -> None:
+        """Click and collect: the channel hears (a signed status update, in the background
+        like tracking) that the transferred units wait at the pickup store."""
+        store = next(
+            (
+                a.transfer_to
+                for line in self.state.lines.values()
+                for a in line.allocations
+                if a.release_key == progress.release_key and a.transfer_to
+            ),
+            progress.location_id,
+        )
+        units = ", ".join(f"line {k}: {v}" for k, v in sorted(progress.quantities.items()))
+        update = TrackingUpdate(
+            shipment_key=handover_key(progress.shipment_key),
+            event_id="ready_for_pickup",
+            status="READY_FOR_PICKUP",
+            at=workflow.now(),
+            detail=f"ready for pickup at {store}: {units}",
+            location_id=store,
+        )
+        self.notices.append(asyncio.create_task(self._send_tracking(update)))

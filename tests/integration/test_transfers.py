@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from pypdf import PdfReader
 
 from oms import webhooks
-from tests.integration.conftest import Stack, order_body, unique_sku
+from tests.integration.conftest import Callback, Stack, order_body, unique_sku
 from tests.integration.test_partners import eventually
 
 
@@ -129,9 +129,9 @@ async def step(
 
 
 async def test_click_and_collect_from_a_warehouse_transfers_then_hands_over(
-    stack: Stack, receiver: Receiver
+    stack: Stack, receiver: Receiver, callback: Callback
 ) -> None:
-    net = await network(stack, receiver)
+    net = await network(stack, receiver, callback_url=callback.url())
     sku = unique_sku()
     await stack.set_stock([(net.warehouse, sku, 5)])  # the pickup store has none
     order_id = await stack.create_order(pickup_order(net, sku), key="ops")
@@ -219,6 +219,21 @@ async def test_click_and_collect_from_a_warehouse_transfers_then_hands_over(
     assert status == 409, again  # received once
     view = await stack.wait_status(order_id, "READY_FOR_PICKUP")
     assert view["lines"][0]["status"] == "READY_FOR_PICKUP"
+
+    # the web shop hears that the order waits at the store (a signed status update)
+    def ready_notices() -> list[tuple[str, dict[str, Any]]]:
+        found = [(h, json.loads(raw)) for h, raw in callback.received]
+        return [
+            (h, m)
+            for h, m in found
+            if m.get("type") == "tracking_update" and m.get("status") == "READY_FOR_PICKUP"
+        ]
+
+    await eventually(ready_notices, "the ready-for-pickup notice")
+    ((signature, notice),) = ready_notices()
+    assert signature.startswith("t=")
+    assert (notice["order_id"], notice["location_id"]) == (order_id, net.store)
+    assert notice["shipment_key"] == f"{order_id}-S1-H"
     (ready,) = await work_orders(stack, net.store, "PACKAGING")
     assert ready["status"] == "READY_FOR_PICKUP"
     assert ready["lines"][0]["quantity"] == 2
