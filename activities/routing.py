@@ -479,6 +479,8 @@ class RoutingActivities:
                 )
                 continue
             made.append(rid)
+            pickup = input.pickup_location_id
+            transfer_to = pickup if pickup and pickup != line.location_id else None
             decisions.append(
                 RoutingDecision(
                     line_id=line.line_id,
@@ -486,7 +488,9 @@ class RoutingActivities:
                     quantity=line.quantity,
                     location_id=line.location_id,
                     reservation_id=rid,
-                    reason=f"{line.location_id}: assigned manually",
+                    reason=f"{line.location_id}: assigned manually"
+                    + (f"; transferred to {transfer_to} for pickup" if transfer_to else ""),
+                    transfer_to=transfer_to,
                 )
             )
         if refused:

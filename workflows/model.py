@@ -796,6 +796,8 @@ class AssignLine(BaseModel):
 class AssignLocationsInput(BaseModel):
     order_id: str
     lines: list[AssignLine]
+    # click and collect: a line assigned elsewhere is transferred to this store
+    pickup_location_id: str | None = None
 
 
 class AssignLocationsResult(BaseModel):

@@ -134,7 +134,13 @@ class OrderRouting(OrderBase):
             ]
             result = await activity_calls.call(
                 "assign_locations",
-                AssignLocationsInput(order_id=self.order.order_id, lines=lines),
+                AssignLocationsInput(
+                    order_id=self.order.order_id,
+                    lines=lines,
+                    pickup_location_id=self.order.delivery.pickup_location_id
+                    if self.order.delivery.type == "pickup"
+                    else None,
+                ),
                 AssignLocationsResult,
             )
             if result.refused:

@@ -283,6 +283,22 @@ async def test_without_transfers_the_order_waits_for_stock_at_the_store(stack: S
     view = await stack.wait_status(order_id, "NOT_ANNOUNCED", "BACKORDERED", "CHECK_ANNOUNCED")
     assert all(d["location_id"] is None for d in view["routing"])
     assert await available(stack, sku) == {net.warehouse: 5}
+    # an operator sends it from the warehouse all the same: a transfer to the store
+    status, body = await stack.call(
+        "POST",
+        f"/v1/orders/{quote(order_id)}/assignments",
+        key="ops",
+        json={"assignments": [{"line_id": "1", "location_id": net.warehouse}]},
+    )
+    assert status == 200, body
+    view = await stack.wait_for(
+        order_id, lambda v: len(v["work_orders"]) == 2, "the transfer and the hand-over"
+    )
+    assert view["routing"][-1]["transfer_to"] == net.store
+    assert {w["kind"]: w["location_id"] for w in view["work_orders"]} == {
+        "TRANSFER": net.warehouse,
+        "PACKAGING": net.store,
+    }
 
 
 async def test_a_cancel_before_the_transfer_ships_closes_both_work_orders(
