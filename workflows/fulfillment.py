@@ -412,6 +412,15 @@ class FulfillmentWorkflow:
             return
         self.delivery_report = report
 
+    @workflow.signal
+    def receive(self, report: ReceiveTransferReport) -> None:
+        try:
+            self._check_receipt(report)
+        except ApplicationError as err:
+            workflow.logger.warning("receive signal ignored: %s", err)
+            return
+        self.receipt_report = report
+
     @workflow.query
     def shipment_status(self) -> StoreReportResult:
         return self._result()
