@@ -117,6 +117,12 @@ class WorkOrderOut(BaseModel):
     destination_id: str | None = Field(
         default=None, description="TRANSFER: the pickup store the units are shipped to"
     )
+    handover_work_order_id: str | None = Field(
+        default=None, description="TRANSFER: the pickup store's hand-over work order"
+    )
+    transfer_work_order_id: str | None = Field(
+        default=None, description="a hand-over: the TRANSFER work order bringing its units"
+    )
     release_key: str
     order_id: str
     location_id: str
