@@ -45,6 +45,7 @@ PATHS = {
     "returned_to_sender",
     "return_to_vendor",
     "transferred",
+    "delivered_in_fewer_round_trips",
 }
 
 

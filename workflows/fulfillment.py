@@ -8,13 +8,14 @@ new release (new release key, new shipment key) follows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import activity_calls
+    from workflows import activity_calls, patches
     from workflows.model import (
         CancelLinesInput,
         CancelReleaseInput,
@@ -56,6 +57,11 @@ class FulfillmentWorkflow:
         self.picked: dict[str, int] = {}
         self.cancel_requests: list[CancelLinesInput] = []
         self.cancelled: set[str] = set()
+        # progress for the order, sent in order by one task while the release goes on
+        # (histories from before waited for each signal's delivery)
+        self.async_progress = workflow.patched(patches.ROUND_TRIPS)
+        self.outbox: list[FulfillmentProgress] = []
+        self.sender: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, input: FulfillmentInput) -> FulfillmentResult:
@@ -133,7 +139,15 @@ class FulfillmentWorkflow:
         else:
             self.status = ShipmentStatus.CANCELLED
         workflow.set_current_details(f"{input.shipment_key} {self.status.value.lower()}")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(
+            lambda: (
+                workflow.all_handlers_finished()
+                and not self.outbox
+                and (self.sender is None or self.sender.done())
+            )
+        )
+        if self.sender is not None:
+            self.sender.result()  # a failure shows as this workflow's
         return FulfillmentResult(
             release_key=input.release_key,
             delivered=shipped if self.status == ShipmentStatus.DELIVERED else {},
@@ -206,8 +220,7 @@ class FulfillmentWorkflow:
         carrier: str | None = None,
         tracking_number: str | None = None,
     ) -> None:
-        parent = workflow.info().parent
-        if parent is None:
+        if workflow.info().parent is None:
             return
         progress = FulfillmentProgress(
             release_key=self.input.release_key,
@@ -219,6 +232,23 @@ class FulfillmentWorkflow:
             carrier=carrier,
             tracking_number=tracking_number,
         )
+        if not self.async_progress:
+            await self._signal_parent(progress)
+            return
+        self.outbox.append(progress)
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.create_task(self._send_progress())
+
+    async def _send_progress(self) -> None:
+        """Deliver the outbox to the order one signal after the other (in order: the order
+        applies each step of a line only after the one before it)."""
+        while self.outbox:
+            await self._signal_parent(self.outbox.pop(0))
+
+    async def _signal_parent(self, progress: FulfillmentProgress) -> None:
+        parent = workflow.info().parent
+        assert parent is not None
+        kind = progress.kind
         # by workflow id: after a continue-as-new the order's newest run gets it
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
         try:

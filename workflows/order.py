@@ -103,6 +103,11 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
         self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
         self.returns_enabled = workflow.patched(patches.RETURNS)
+        self.round_trips = workflow.patched(patches.ROUND_TRIPS)
+        self.publish_due = False
+        self.publish_approvals = False
+        self.search_due = False
+        self.publisher = None
         self.return_window_end = None
         self.returns_opening = []
         self.stage_problems: dict[str, str] = {}
@@ -160,6 +165,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         )
         for task in self.notices:
             task.result()  # a failure in one of them fails the task, visibly
+        await self._flushed()  # the last status and events are in the store
         return self._outcome()
 
     def _outcome(self) -> OrderOutcome:
@@ -424,6 +430,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         if not self._continue_as_new_due():
             return  # a handler started work meanwhile; try again later
         await self._publish()
+        await self._flushed()
         if not (workflow.all_handlers_finished() and self._continue_as_new_due()):
             return  # something started during the projection: carry on, try again later
         carried = OrderCarry.of(

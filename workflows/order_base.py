@@ -98,6 +98,7 @@ class OrderBase:
     abandon_children: bool
     partners_apart: bool
     stage_holds: bool
+    round_trips: bool
     # stage -> its failure shown in the hold reasons; rounds of attempts per stage
     stage_problems: dict[str, str]
     stage_rounds: dict[str, int]
@@ -105,6 +106,12 @@ class OrderBase:
     stage_held: bool
     resumes: int
     publish_lock: asyncio.Lock
+    # with round_trips: a projection and search attributes due, written once per
+    # workflow task by one publisher task (see _publish)
+    publish_due: bool
+    publish_approvals: bool
+    search_due: bool
+    publisher: asyncio.Task[None] | None
     resume_request: ResumeInput | None
     route_due: bool
     stock_waits: int
@@ -173,6 +180,14 @@ class OrderBase:
         return True
 
     def _upsert_search_attributes(self) -> None:
+        if self.round_trips:
+            # once, when this workflow task's work is done (see _publish)
+            self.search_due = True
+            self._start_publisher()
+            return
+        self._upsert_now()
+
+    def _upsert_now(self) -> None:
         updates: list[SearchAttributeUpdate[Any]] = [
             search.ORDER_STATUS.value_set(self.view.status.value),
             search.LOCATIONS.value_set(self.state.locations()),
@@ -190,6 +205,12 @@ class OrderBase:
                 if reasons and self.view.status not in TERMINAL
                 else search.HOLD_REASON.value_unset()
             )
+        if self.round_trips:
+            # only what changed: most steps change no search attribute at all
+            current = workflow.info().typed_search_attributes
+            updates = [u for u in updates if current.get(u.key) != u.value]
+            if not updates:
+                return
         workflow.upsert_search_attributes(updates)
 
     # ------------------------------------------------------------- failing stages
@@ -318,7 +339,53 @@ class OrderBase:
 
     async def _publish(self, *, with_approvals: bool = False) -> None:
         """Write status, lines and new events to the store (a local activity: no extra
-        round trip through the server for bookkeeping)."""
+        round trip through the server for bookkeeping).
+
+        With round_trips the write is only marked due: one publisher task writes once
+        every coroutine of the workflow task has run, so the statuses and events of one
+        step make one write (and one search-attribute upsert), not one each. Events not
+        written yet stay in the workflow's state: a worker that dies loses none."""
+        if not self.round_trips:
+            await self._write_projection(with_approvals=with_approvals)
+            return
+        self.publish_due = True
+        self.publish_approvals = self.publish_approvals or with_approvals
+        self._start_publisher()
+
+    def _start_publisher(self) -> None:
+        if self.publisher is not None and self.publisher.done():
+            self.publisher.result()  # a failed write fails the workflow task, visibly
+            self.publisher = None
+        if self.publisher is None:
+            self.publisher = asyncio.create_task(self._publish_due())
+
+    async def _publish_due(self) -> None:
+        while self.publish_due or self.search_due:
+            # conditions are looked at once every ready coroutine has run: this write
+            # comes after everything this workflow task does
+            await workflow.wait_condition(lambda: True)
+            if self.search_due:
+                self.search_due = False
+                self._upsert_now()
+            if self.publish_due:
+                with_approvals, self.publish_approvals = self.publish_approvals, False
+                self.publish_due = False
+                await self._write_projection(with_approvals=with_approvals)
+
+    async def _flushed(self) -> None:
+        """Wait until what is due is written (before a continue-as-new or the end)."""
+        if not self.round_trips:
+            return
+        await workflow.wait_condition(
+            lambda: (
+                not (self.publish_due or self.search_due)
+                and (self.publisher is None or self.publisher.done())
+            )
+        )
+        if self.publisher is not None:
+            self.publisher.result()
+
+    async def _write_projection(self, *, with_approvals: bool) -> None:
         async with self.publish_lock:
             events = self.state.take_events()
             projection = OrderProjection(

@@ -35,3 +35,8 @@ STAGE_FAILURES = "oms-8-stage-failures"
 # ReturnWorkflow child; the order becomes PARTIALLY_RETURNED / RETURNED as units come
 # back and COMPLETED once the window is over and no return is open
 RETURNS = "oms-10-returns"
+# issue 13: fewer round trips per order: a release tells its order of each step without
+# waiting for the signal's delivery (one sender keeps them in order; the release closes
+# once all are delivered), and the order upserts a search attribute only when its value
+# changes
+ROUND_TRIPS = "oms-13-round-trips"

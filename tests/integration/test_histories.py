@@ -530,6 +530,17 @@ async def returned_to_sender(stack: Stack) -> str:
     return order_id
 
 
+@scenario("delivered_in_fewer_round_trips")
+async def delivered_in_fewer_round_trips(stack: Stack) -> str:
+    """The plain path once the order coalesces its projections and search attributes per
+    workflow task and its release stops waiting for each signal's delivery (patch
+    oms-13-round-trips)."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
 @scenario("transferred")
 async def transferred(stack: Stack) -> str:
     """Click and collect from a warehouse: transfer picked, shipped, received at the
