@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from activities.availability import channel_atp, safety_buffer, serves
 from api import query, receivers
 from api.auth import require
-from api.context import STORE
+from api.context import SETTINGS, STORE
 from api.errors import ApiError, parse, read_json
 from api.schemas import LocationConfigIn, SalesChannelConfigIn
+from store import ingest
+from store.ingest import FeedKind
 from store.receivers import approval_receiver, callback_receiver, location_receiver
 from workflows.model import Identifier, LocationConfig, SalesChannelConfig
 
@@ -32,9 +34,38 @@ class StockSnapshot(RootModel[list[StockLevel]]):
     pass
 
 
+# a stock feed streamed as it comes (store/ingest.py); JSON is read whole as before
+FEED_TYPES: dict[str, FeedKind] = {
+    "text/csv": "csv",
+    "application/x-ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+    "application/x-jsonlines": "ndjson",
+}
+
+
 @routes.put("/v1/inventory")
 async def put_inventory(request: web.Request) -> web.Response:
+    """Set absolute on-hand stock (reservations are kept).
+
+    `application/json`: `[{location_id, sku, on_hand}]` (or `{"items": [...]}`).
+    `text/csv` (header `location_id,sku,on_hand`) or `application/x-ndjson` (one JSON
+    object a line): streamed into the store as it arrives, any size up to
+    OMS_INVENTORY_MAX_BYTES (413 `feed_too_large` beyond), applied whole or not at all:
+    422 `invalid_feed` lists the bad lines (`line`, `field`, `message`: unknown location,
+    an id that is not an identifier, on_hand not a whole number from 0 to 1000000000, a
+    line that cannot be read) and how many there are. A feed that repeats a (location,
+    sku) keeps its last line. Another Content-Type is 415 `unsupported_media_type`."""
     require(request)  # admin only
+    kind = FEED_TYPES.get(request.content_type)
+    if kind is not None:
+        return await _put_feed(request, kind)
+    if request.can_read_body and request.content_type not in ("application/json", ""):
+        if request.content_type != "application/octet-stream":  # aiohttp's "none given"
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"{request.content_type}: send application/json, text/csv or application/x-ndjson",
+            )
     body = await read_json(request)
     if isinstance(body, dict) and set(body) == {"items"}:
         body = body["items"]
@@ -42,6 +73,29 @@ async def put_inventory(request: web.Request) -> web.Response:
     store = request.app[STORE]
     await check_locations(request, {s.location_id for s in snapshot})
     count = await store.inventory.set_stock([(s.location_id, s.sku, s.on_hand) for s in snapshot])
+    return web.json_response({"updated": count})
+
+
+async def _put_feed(request: web.Request, kind: FeedKind) -> web.Response:
+    """A snapshot streamed from the body into the store: all of it or, with any bad
+    line, nothing (422 invalid_feed with the lines)."""
+    store = request.app[STORE]
+    limit = request.app[SETTINGS].inventory_max_bytes
+    chunks = ingest.limited(request.content.iter_chunked(256 * 1024), limit)
+    try:
+        count = await ingest.load_stock(store.db, store.inventory, chunks, kind)
+    except ingest.FeedTooLarge as err:
+        raise ApiError(
+            413, "feed_too_large", f"the feed is larger than {err.limit} bytes (nothing applied)"
+        ) from err
+    except ingest.FeedRefused as err:
+        raise ApiError(
+            422,
+            "invalid_feed",
+            f"{err.total} problem(s) in the feed, the first on line {err.problems[0].line}; "
+            "nothing was applied",
+            [p.as_json() for p in err.problems],
+        ) from err
     return web.json_response({"updated": count})
 
 

@@ -280,6 +280,7 @@ ERROR_TEXT = {
     409: "the order, shipment or key is not in a state that allows this, or "
     "(ambiguous_order_id) a channel's order id that names orders of several channels",
     413: "the body is larger than the API reads",
+    415: "the body's Content-Type is not one this operation reads",
     422: "the body (or a reference in it) is invalid: `details` lists the fields",
     503: "a dependency (store, Temporal, a worker) is unavailable: retry after Retry-After",
 }
@@ -440,7 +441,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/shipments/{shipment_key}"): Operation(answers={200: WorkOrderOut}),
     ("GET", "/v1/documents/{document_id}"): Operation(answers={200: PDF}),
     ("PUT", "/v1/inventory"): Operation(
-        body=StockSnapshot, answers={200: Updated}, errors=BODY_ERRORS
+        body=StockSnapshot, answers={200: Updated}, errors=(*BODY_ERRORS, 415)
     ),
     ("POST", "/v1/inventory/adjustments"): Operation(
         body=StockAdjustments, answers={200: Adjusted}, errors=BODY_ERRORS

@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -80,17 +80,40 @@ class Api:
     timeout: float
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        return self._send(method, path, data, "application/json" if data else None, None)
+
+    def call_raw(
+        self,
+        method: str,
+        path: str,
+        chunks: Iterable[bytes],
+        content_type: str,
+        length: int,
+    ) -> tuple[int, Any]:
+        """A body streamed from `chunks` (`length` bytes in all)."""
+        return self._send(method, path, chunks, content_type, length)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | Iterable[bytes] | None,
+        content_type: str | None,
+        length: int | None,
+    ) -> tuple[int, Any]:
         if not self.key:
             raise CliFailure("no API key: set OMS_API_KEY or pass --api-key", EXIT_USAGE)
-        data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.url.rstrip("/") + path,
             data=data,
             method=method,
             headers={"Authorization": f"Bearer {self.key}", "Accept": "application/json"},
         )
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
+        if content_type is not None:
+            request.add_header("Content-Type", content_type)
+        if length is not None:
+            request.add_header("Content-Length", str(length))
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, _decode(response.read())
@@ -548,6 +571,59 @@ def read_stock(text: str, kind: str) -> Iterator[StockRow | tuple[int, str]]:
             yield number, str(err)
 
 
+FEED_CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+FEED_CHUNK = 256 * 1024
+
+
+def _stream_feed(obj: Context, file: Path, kind: str) -> None:
+    """PUT the file as it is, in chunks, with a progress bar over its bytes."""
+    with file.open("rb") as head:
+        start = head.read(4096).decode("utf-8-sig", errors="replace")
+    content_type = FEED_CONTENT_TYPES[_kind(file, start, kind)]
+    size = file.stat().st_size
+    started = time.monotonic()
+
+    def chunks(progress: Any) -> Iterator[bytes]:
+        with file.open("rb") as feed:
+            while chunk := feed.read(FEED_CHUNK):
+                progress.update(len(chunk))
+                yield chunk
+
+    with click.progressbar(
+        length=size, label=f"streaming {file.name}", file=sys.stderr, show_percent=True
+    ) as progress:
+        try:
+            _, answer = obj.api.call_raw(
+                "PUT", "/v1/inventory", chunks(progress), content_type, size
+            )
+        except ApiAnswer as err:
+            if err.code != "invalid_feed" or not isinstance(err.details, list):
+                raise
+            problems = [d for d in err.details if isinstance(d, dict)]
+            summary = {
+                "file": str(file),
+                "loaded": 0,
+                "rejected": [
+                    {"line": d.get("line"), "problem": f"{d.get('field')}: {d.get('message')}"}
+                    for d in problems
+                ],
+                "message": err.message,
+            }
+            if obj.json:
+                _echo_json(summary)
+            else:
+                for d in problems:
+                    click.echo(f"line {d.get('line')}: {d.get('message')}", err=True)
+                click.echo(f"nothing loaded: {err.message}")
+            click.get_current_context().exit(EXIT_API_ERROR)
+    seconds = round(time.monotonic() - started, 3)
+    loaded = int(answer.get("updated", 0)) if isinstance(answer, dict) else 0
+    if obj.json:
+        _echo_json({"file": str(file), "loaded": loaded, "rejected": [], "seconds": seconds})
+    else:
+        click.echo(f"{loaded} stock levels loaded from {file.name} in {seconds:.1f} s")
+
+
 def _kind(path: Path, text: str, chosen: str) -> str:
     if chosen != "auto":
         return chosen
@@ -604,20 +680,31 @@ def _send(api: Api, batch: list[StockRow], bad: list[tuple[int, str]]) -> int:
     "file's extension or first character.",
 )
 @click.option(
+    "--partial",
+    is_flag=True,
+    help="Load the good rows and report the bad ones (JSON batches of --batch-size) "
+    "instead of streaming the whole file all or nothing.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
     default=1000,
     show_default=True,
-    help="Rows per PUT /v1/inventory.",
+    help="Rows per PUT /v1/inventory with --partial.",
 )
 @json_option
 @pass_context
-def inventory_load(obj: Context, file: Path, kind: str, batch_size: int) -> None:
+def inventory_load(obj: Context, file: Path, kind: str, partial: bool, batch_size: int) -> None:
     """Set absolute on-hand stock from FILE (reservations are kept).
 
-    Rows that cannot be read, or that the API refuses (an unknown location, an invalid
-    sku), are reported with their line numbers; the others are loaded. Exits 1 when
-    any row was not loaded."""
+    The file is streamed to PUT /v1/inventory as it is (text/csv or application/x-ndjson,
+    any size, with a progress bar) and applied all or nothing: with any bad line (an
+    unknown location, a negative or fractional on_hand, an invalid sku) nothing is
+    loaded and the lines are reported (exit 1). With --partial the good rows are loaded
+    and the bad ones reported (exit 1 when any was not loaded)."""
+    if not partial:
+        _stream_feed(obj, file, kind)
+        return
     text = file.read_text(encoding="utf-8-sig")
     rows: list[StockRow] = []
     bad: list[tuple[int, str]] = []

@@ -114,6 +114,11 @@ class Settings:
     command_timeout_seconds: float = field(
         default_factory=lambda: float(_env("COMMAND_TIMEOUT_SECONDS", "5"))
     )
+    # the largest stock feed PUT /v1/inventory streams as CSV or NDJSON (413 beyond it);
+    # 10 million rows of CSV are about 300 MB
+    inventory_max_bytes: int = field(
+        default_factory=lambda: int(_env("INVENTORY_MAX_BYTES", str(4 * 1024**3)))
+    )
     # longest wait between two connection attempts of a worker or API started while
     # Temporal or the store is unreachable (1 s doubling up to this)
     connect_backoff_max_seconds: float = field(

@@ -88,6 +88,33 @@ async def test_keys_create_list_rotate_revoke(stack: Stack) -> None:
     assert "HTTP 403 forbidden" in result.stderr
 
 
+async def test_inventory_load_streams_a_file_all_or_nothing(stack: Stack, tmp_path: Path) -> None:
+    sku = unique_sku()
+    feed = tmp_path / "snapshot.csv"
+    feed.write_text(
+        "location_id,sku,on_hand\n" + "".join(f"WH-BERLIN,{sku}-{i},{i}\n" for i in range(3000))
+    )
+    result = await oms(stack, "inventory", "load", str(feed), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["loaded"] == 3000
+    stock = await stack.store.inventory.stock([f"{sku}-2999"])
+    assert [r.on_hand for r in stock] == [2999]
+
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(
+        json.dumps({"location_id": "WH-BERLIN", "sku": f"{sku}-1", "on_hand": 50})
+        + "\n"
+        + json.dumps({"location_id": "WH-NOWHERE", "sku": f"{sku}-1", "on_hand": 5})
+        + "\n"
+    )
+    result = await oms(stack, "inventory", "load", str(bad))
+    assert result.exit_code == EXIT_API_ERROR, result.output
+    assert "line 2: unknown location WH-NOWHERE" in result.stderr
+    assert "nothing loaded" in result.stdout
+    stock = await stack.store.inventory.stock([f"{sku}-1"])
+    assert [r.on_hand for r in stock] == [1]  # line 1 was not applied either
+
+
 async def test_inventory_load_reports_bad_rows_and_loads_the_rest(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -101,7 +128,7 @@ async def test_inventory_load_reports_bad_rows_and_loads_the_rest(
         f"WH-NOWHERE,{other},5\n"  # line 5: the API knows no such location
         f"WH-MUNICH,{other},2\n"
     )
-    result = await oms(stack, "inventory", "load", str(feed), "--batch-size", "2")
+    result = await oms(stack, "inventory", "load", str(feed), "--partial", "--batch-size", "2")
     assert result.exit_code == EXIT_API_ERROR, result.output
     assert "line 4: on_hand 'many' is not a whole number" in result.stderr
     assert "line 5:" in result.stderr and "WH-NOWHERE" in result.stderr
@@ -119,7 +146,7 @@ async def test_inventory_load_reports_bad_rows_and_loads_the_rest(
         + json.dumps({"location_id": "WH-BERLIN", "sku": sku, "on_hand": 1})
         + "\n"
     )
-    result = await oms(stack, "inventory", "load", str(lines), "--json")
+    result = await oms(stack, "inventory", "load", str(lines), "--partial", "--json")
     assert result.exit_code == EXIT_API_ERROR, result.output
     summary = json.loads(result.stdout)
     assert summary["loaded"] == 2 and summary["rows"] == 3

@@ -1,0 +1,399 @@
+"""Stock snapshots streamed as CSV or NDJSON (PUT /v1/inventory, `oms inventory load`).
+
+PostgreSQL: the request body goes straight into `COPY` (no Python object per row) into a
+temporary table that numbers the lines; SQL checks every row (unknown location, an id
+that is not an identifier, on_hand that is not a whole number from 0 to 1,000,000,000)
+and, only when nothing is wrong, one INSERT ... ON CONFLICT applies the snapshot in the
+same transaction. A feed that repeats a (location, sku) keeps its last line, as the JSON
+body does. SQLite: the same interface and answers, parsed line by line in Python and
+written in batches (set_stock) in one transaction.
+
+Either way a feed is applied whole or not at all: any bad line refuses it (`FeedRefused`,
+the first MAX_PROBLEMS problems with their line numbers and how many there are).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+from sqlalchemy import select, text
+
+from store.database import Database
+from store.inventory import InventoryRepository
+from store.tables import Location
+
+FeedKind = Literal["csv", "ndjson"]
+COLUMNS = ("location_id", "sku", "on_hand")
+MAX_PROBLEMS = 100
+MAX_ON_HAND = 1_000_000_000
+IDENTIFIER = r"^[A-Za-z0-9._:-]{1,64}$"
+_IDENTIFIER = re.compile(IDENTIFIER)
+_WHOLE = re.compile(r"^[0-9]{1,10}$")
+ID_MESSAGE = "must be 1 to 64 letters, digits or . _ : -"
+ON_HAND_MESSAGE = f"on_hand must be a whole number from 0 to {MAX_ON_HAND}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+class FeedRefused(Exception):
+    """Nothing was applied: the feed has these problems (the first MAX_PROBLEMS)."""
+
+    def __init__(self, problems: list[Problem], total: int) -> None:
+        super().__init__(f"{total} problems, first on line {problems[0].line}")
+        self.problems = problems
+        self.total = total
+
+
+class FeedTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the feed is larger than {limit} bytes")
+        self.limit = limit
+
+
+async def load_stock(
+    db: Database, inventory: InventoryRepository, chunks: AsyncIterator[bytes], kind: FeedKind
+) -> int:
+    """Apply a stock snapshot streamed in `chunks`; the rows applied."""
+    if db.is_sqlite:
+        return await _load_parsed(db, inventory, chunks, kind)
+    return await _load_copy(db, chunks, kind)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_COPY_LINE = re.compile(r"line (\d+)")
+
+# one problem per (line, field); the checks cost one scan of the feed and a hash join
+_PROBLEMS = f"""
+SELECT line, field, message, count(*) OVER () AS total FROM (
+    SELECT line, 'location_id' AS field,
+           CASE WHEN location_id IS NULL THEN 'location_id is missing'
+                WHEN location_id !~ '{IDENTIFIER}' THEN 'location_id {ID_MESSAGE}'
+                ELSE 'unknown location ' || location_id END AS message
+      FROM stock_feed f
+     WHERE location_id IS NULL OR location_id !~ '{IDENTIFIER}'
+        OR NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
+    UNION ALL
+    SELECT line, 'sku',
+           CASE WHEN sku IS NULL THEN 'sku is missing' ELSE 'sku {ID_MESSAGE}' END
+      FROM stock_feed WHERE sku IS NULL OR sku !~ '{IDENTIFIER}'
+    UNION ALL
+    SELECT line, 'on_hand', '{ON_HAND_MESSAGE}'
+      FROM stock_feed
+     WHERE CASE WHEN on_hand ~ '^[0-9]{{1,10}}$' THEN on_hand::bigint > {MAX_ON_HAND}
+                ELSE true END
+) problems
+ORDER BY line, field
+LIMIT {MAX_PROBLEMS}
+"""
+
+_ANY_PROBLEM = f"""
+SELECT EXISTS (
+    SELECT 1 FROM stock_feed f
+     WHERE location_id IS NULL OR location_id !~ '{IDENTIFIER}'
+        OR sku IS NULL OR sku !~ '{IDENTIFIER}'
+        OR NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
+        OR CASE WHEN on_hand ~ '^[0-9]{{1,10}}$' THEN on_hand::bigint > {MAX_ON_HAND}
+                ELSE true END
+)
+"""
+
+# the last line of a repeated (location, sku) wins; DISTINCT ON only when there are repeats
+_APPLY = """
+INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at)
+SELECT location_id, sku, on_hand::integer, 0, now() FROM {source}
+ON CONFLICT (location_id, sku)
+DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+"""
+_LAST_OF_EACH = """(
+    SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand
+      FROM stock_feed ORDER BY location_id, sku, line DESC
+) last_lines"""
+
+# an NDJSON line into the feed's columns; a line that is no JSON object gets NULLs (and
+# a `bad` mark that names it)
+_TRY_JSON = """
+CREATE OR REPLACE FUNCTION pg_temp.stock_json(doc text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN doc::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$
+"""
+
+
+async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind) -> int:
+    async with db.transaction() as session:
+        await session.execute(
+            text(
+                "CREATE TEMP TABLE stock_feed (line bigint GENERATED ALWAYS AS IDENTITY, "
+                "location_id text, sku text, on_hand text) ON COMMIT DROP"
+            )
+        )
+        raw = await (await session.connection()).get_raw_connection()
+        conn = raw.driver_connection
+        assert conn is not None
+        if kind == "csv":
+            header = _HeaderCheck(chunks)
+            try:
+                status = await conn.copy_to_table(
+                    "stock_feed", source=header.body(), columns=list(COLUMNS), format="csv"
+                )
+            except asyncpg.PostgresError as err:
+                # the header was line 1: COPY counts from the line after it
+                raise _copy_refused(err, offset=1) from err
+        else:
+            status = await _copy_ndjson(conn, chunks)
+        rows = int(status.rsplit(" ", 1)[-1])
+        if await conn.fetchval(_ANY_PROBLEM):
+            found = await conn.fetch(_PROBLEMS)
+            line_offset = 1 if kind == "csv" else 0
+            problems = [
+                Problem(int(r["line"]) + line_offset, r["field"], r["message"]) for r in found
+            ]
+            raise FeedRefused(problems, int(found[0]["total"]))
+        # a feed naming a (location, sku) twice cannot go in one INSERT ... ON CONFLICT:
+        # then its last line of each is applied (the check would cost every feed a sort)
+        await conn.execute("SAVEPOINT stock_apply")
+        try:
+            await conn.execute(_APPLY.format(source="stock_feed"))
+        except asyncpg.CardinalityViolationError:
+            await conn.execute("ROLLBACK TO SAVEPOINT stock_apply")
+            await conn.execute(_APPLY.format(source=_LAST_OF_EACH))
+        return rows
+
+
+async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -> str:
+    """Each line verbatim into one text column (CSV with a quote and a delimiter JSON
+    never holds unescaped), then unpacked in SQL."""
+    await conn.execute(
+        "CREATE TEMP TABLE stock_lines (line bigint GENERATED ALWAYS AS IDENTITY, doc text) "
+        "ON COMMIT DROP"
+    )
+    await conn.execute(_TRY_JSON)
+    try:
+        await conn.copy_to_table(
+            "stock_lines",
+            source=chunks,
+            columns=["doc"],
+            format="csv",
+            quote="\x01",
+            delimiter="\x02",
+        )
+    except asyncpg.PostgresError as err:
+        raise _copy_refused(err, offset=0) from err
+    await conn.execute(
+        """
+        CREATE TEMP TABLE stock_docs ON COMMIT DROP AS
+        SELECT line, pg_temp.stock_json(doc) AS doc FROM stock_lines
+         WHERE doc IS NOT NULL AND btrim(doc, E' \t\r') <> ''
+        """
+    )
+    bad = await conn.fetch(
+        f"""
+        SELECT line, CASE
+            WHEN doc IS NULL OR jsonb_typeof(doc) <> 'object' THEN 'not a JSON object'
+            ELSE 'unknown fields: ' || (
+                SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(doc) k
+                 WHERE k NOT IN ('location_id', 'sku', 'on_hand'))
+            END AS message, count(*) OVER () AS total
+          FROM stock_docs
+         WHERE doc IS NULL OR jsonb_typeof(doc) <> 'object'
+            OR (doc - 'location_id' - 'sku' - 'on_hand') <> '{{}}'::jsonb
+         ORDER BY line LIMIT {MAX_PROBLEMS}
+        """
+    )
+    if bad:
+        problems = [Problem(int(r["line"]), "line", r["message"]) for r in bad]
+        raise FeedRefused(problems, int(bad[0]["total"]))
+    # a JSON string id stays as it is; a number or other value is not an identifier
+    return await conn.execute(
+        """
+        INSERT INTO stock_feed (line, location_id, sku, on_hand) OVERRIDING SYSTEM VALUE
+        SELECT line, CASE WHEN jsonb_typeof(doc->'location_id') = 'string'
+                    THEN doc->>'location_id' ELSE coalesce(doc->>'location_id', '') || '?' END,
+               CASE WHEN jsonb_typeof(doc->'sku') = 'string'
+                    THEN doc->>'sku' ELSE coalesce(doc->>'sku', '') || '?' END,
+               CASE WHEN jsonb_typeof(doc->'on_hand') = 'number' THEN doc->>'on_hand' END
+          FROM stock_docs
+        """
+    )
+
+
+def _copy_refused(err: asyncpg.PostgresError, *, offset: int) -> FeedRefused:
+    """A line COPY could not read (too many or too few columns, a stray quote)."""
+    context = str(getattr(err, "context", "") or "")
+    found = _COPY_LINE.search(context)
+    line = int(found.group(1)) + offset if found else 0
+    message = str(getattr(err, "message", "") or err).split("\n")[0]
+    return FeedRefused([Problem(line, "line", message)], 1)
+
+
+class _HeaderCheck:
+    """The CSV body after its header line, which must name exactly the columns."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+
+    async def body(self) -> AsyncIterator[bytes]:
+        head = b""
+        async for chunk in self.chunks:
+            head += chunk
+            if b"\n" in head or len(head) > 4096:
+                break
+        first, _, rest = head.partition(b"\n")
+        check_header(first.decode("utf-8-sig", errors="replace"))
+        # COPY wants one kind of line end: CRLF becomes LF (a CR at a chunk's end waits
+        # for the next chunk)
+        carry = b""
+        if rest:
+            carry, rest = _lf(rest)
+            if rest:
+                yield rest
+        async for chunk in self.chunks:
+            carry, chunk = _lf(carry + chunk)
+            if chunk:
+                yield chunk
+        if carry:
+            yield carry
+
+
+def _lf(chunk: bytes) -> tuple[bytes, bytes]:
+    """(a trailing CR kept back, the chunk with CRLF as LF)."""
+    carry = b""
+    if chunk.endswith(b"\r"):
+        carry, chunk = b"\r", chunk[:-1]
+    return carry, chunk.replace(b"\r\n", b"\n")
+
+
+def check_header(first: str) -> None:
+    names = [name.strip().lower() for name in next(csv.reader([first.strip("\r\n")]), [])]
+    if names != list(COLUMNS):
+        raise FeedRefused(
+            [Problem(1, "header", f"the header must be {','.join(COLUMNS)}, not {first!r}")],
+            1,
+        )
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+async def _load_parsed(
+    db: Database, inventory: InventoryRepository, chunks: AsyncIterator[bytes], kind: FeedKind
+) -> int:
+    async with db.sessions() as session:
+        known = set((await session.execute(select(Location.location_id))).scalars())
+    rows: list[tuple[str, str, int]] = []
+    problems: list[Problem] = []
+    total = 0
+    async for number, cells in _records(chunks, kind):
+        found = cells if isinstance(cells, list) else _check(number, cells, known)
+        if found:
+            total += len(found)
+            problems.extend(found[: max(MAX_PROBLEMS - len(problems), 0)])
+        elif not total and isinstance(cells, dict):
+            rows.append((cells["location_id"], cells["sku"], int(cells["on_hand"])))
+    if total:
+        raise FeedRefused(problems, total)
+    return await inventory.set_stock(rows)
+
+
+async def _records(
+    chunks: AsyncIterator[bytes], kind: FeedKind
+) -> AsyncIterator[tuple[int, dict[str, str] | list[Problem]]]:
+    """(line number, cells or why the line cannot be read) per line; a bad header
+    raises FeedRefused."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    pending = ""
+    number = 0
+    header_seen = kind != "csv"
+    async for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            number += 1
+            if kind == "ndjson" and not line.strip():
+                continue  # blank lines between JSON lines are allowed
+            if not header_seen:
+                check_header(line)
+                header_seen = True
+                continue
+            yield number, _parse_line(number, line, kind)
+    pending += decoder.decode(b"", final=True)
+    if pending.strip():
+        number += 1
+        if not header_seen:
+            check_header(pending)
+        else:
+            yield number, _parse_line(number, pending, kind)
+
+
+def _parse_line(number: int, line: str, kind: FeedKind) -> dict[str, str] | list[Problem]:
+    line = line.rstrip("\r")
+    if kind == "csv":
+        cells = next(csv.reader([line]), [])
+        if len(cells) != len(COLUMNS):
+            why = f"{len(cells)} columns, expected {len(COLUMNS)}"
+            return [Problem(number, "line", why)]
+        return dict(zip(COLUMNS, cells, strict=True))
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return [Problem(number, "line", "not a JSON object")]
+    extra = sorted(set(doc) - set(COLUMNS))
+    if extra:
+        return [Problem(number, "line", f"unknown fields: {', '.join(extra)}")]
+    on_hand = doc.get("on_hand")
+    return {
+        "location_id": doc["location_id"] if isinstance(doc.get("location_id"), str) else "",
+        "sku": doc["sku"] if isinstance(doc.get("sku"), str) else "",
+        "on_hand": str(on_hand)
+        if isinstance(on_hand, int) and not isinstance(on_hand, bool)
+        else "x",
+    }
+
+
+def _check(number: int, cells: dict[str, str], known: set[str]) -> list[Problem]:
+    found = []
+    location = cells["location_id"]
+    if not _IDENTIFIER.match(location):
+        found.append(Problem(number, "location_id", f"location_id {ID_MESSAGE}"))
+    elif location not in known:
+        found.append(Problem(number, "location_id", f"unknown location {location}"))
+    if not _IDENTIFIER.match(cells["sku"]):
+        found.append(Problem(number, "sku", f"sku {ID_MESSAGE}"))
+    on_hand = cells["on_hand"]
+    if not _WHOLE.match(on_hand) or int(on_hand) > MAX_ON_HAND:
+        found.append(Problem(number, "on_hand", ON_HAND_MESSAGE))
+    return found
+
+
+def limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The chunks, raising FeedTooLarge once more than `limit` bytes came."""
+
+    async def run() -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit:
+                raise FeedTooLarge(limit)
+            yield chunk
+
+    return run()
