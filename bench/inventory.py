@@ -7,9 +7,15 @@
    `COPY inventory_raw FROM STDIN (FORMAT csv)` of the same rows through the `psql`
    command line into an unindexed table with the inventory columns; the ratio is
    set_stock rows/s divided by raw COPY rows/s.
-2. Availability: latency percentiles for one SKU over all locations, through the store
-   (`stock([sku])` plus the channel ATP of activities/availability.py) and through HTTP
-   GET /v1/availability on an aiohttp test server over loopback.
+2. Availability: latency percentiles for one SKU over all locations: the raw SQL query
+   (asyncpg, the ATP columns of one SKU), through the store (`stock([sku])` plus the
+   channel ATP of activities/availability.py) and through HTTP GET /v1/availability on an
+   aiohttp test server over loopback; the HTTP p99 over the raw query's.
+3. Stock feed over HTTP: a `--feed-rows` CSV file (`location_id,sku,on_hand`) streamed
+   with PUT /v1/inventory (text/csv) to the API run as its own process (`python -m
+   api.main`), against `psql` COPY of the same file into an unindexed table; the ratio is
+   raw seconds / API seconds. Then, with `--rss-rows`, a feed of that many rows while the
+   API's resident memory is sampled (peak RSS; the issue asks < 300 MB at 10M rows).
 
 Everything runs in a throw-away database `oms_bench_<random>` created on the server of
 `--database-url` and dropped at the end. Stock and SKUs are random but seeded. Figures
@@ -25,7 +31,10 @@ import math
 import os
 import platform
 import random
+import shutil
+import socket
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL, make_url
@@ -52,6 +62,9 @@ QUICK_REQUESTS = 200
 WARMUP = 50
 CHANNEL = "web"
 WEB_KEY = f"bench-web-{uuid.uuid4().hex}"
+ADMIN_KEY = f"bench-admin-{uuid.uuid4().hex}"
+DEFAULT_FEED_ROWS = 1_000_000
+FEED_RAW_TABLE = "CREATE TABLE feed_raw (location_id text, sku text, on_hand integer)"
 RAW_TABLE = """
 CREATE TABLE inventory_raw (
     location_id varchar(64) NOT NULL,
@@ -180,6 +193,171 @@ async def psql_copy(url: URL, csv_path: Path) -> float:
     return elapsed
 
 
+def write_feed(path: Path, rows: int, ids: list[str], seed: int) -> int:
+    """A stock feed as the API takes it (header, location-major); bytes written. Built
+    line by line, so a 10M-row file costs no memory here either."""
+    rng = random.Random(seed)
+    skus = sku_ids(rows, len(ids))
+    written = 0
+    with path.open("w") as f:
+        f.write("location_id,sku,on_hand\n")
+        for loc in ids:
+            for sku in skus:
+                if written == rows:
+                    return path.stat().st_size
+                f.write(f"{loc},{sku},{rng.randint(0, 250)}\n")
+                written += 1
+    return path.stat().st_size
+
+
+async def psql_copy_feed(url: URL, csv_path: Path) -> float:
+    """Seconds for psql to COPY the feed file (header skipped) into feed_raw."""
+    with csv_path.open("rb") as source:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url.render_as_string(hide_password=False),
+            "-c",
+            "COPY feed_raw FROM STDIN (FORMAT csv, HEADER true)",
+            stdin=source,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"psql COPY failed: {err.decode().strip()}")
+    return elapsed
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc), 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def put_feed(api_url: str, path: Path, pid: int) -> tuple[float, float, dict[str, Any]]:
+    """Stream the file to PUT /v1/inventory; (seconds, peak RSS of the API in MB, answer)."""
+    peak = rss_mb(pid)
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_mb(pid))
+            await asyncio.sleep(0.05)
+
+    async def chunks() -> Any:
+        with path.open("rb") as f:
+            while chunk := f.read(256 * 1024):
+                yield chunk
+
+    sampler = asyncio.create_task(sample())
+    t0 = time.perf_counter()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+            async with http.put(
+                f"{api_url}/v1/inventory",
+                data=chunks(),
+                headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "text/csv"},
+            ) as resp:
+                answer = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"PUT /v1/inventory: {resp.status} {answer}")
+        return time.perf_counter() - t0, peak, answer
+    finally:
+        done.set()
+        await sampler
+
+
+async def bench_feed(
+    url: URL, conn: asyncpg.Connection, ids: list[str], rows: int, rss_rows: int, seed: int
+) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="oms-feed-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMS_ENV": "development",
+        "OMS_DATABASE_URL": url.set(drivername="postgresql+asyncpg").render_as_string(
+            hide_password=False
+        ),
+        "OMS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # none: the feed needs none
+        "OMS_API_HOST": "127.0.0.1",
+        "OMS_API_PORT": str(port),
+        "OMS_DATA_DIR": str(workdir),
+        "OMS_LOG_LEVEL": "WARNING",
+    }
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api.main",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=(workdir / "api.log").open("w"),
+    )
+    api_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"{api_url}/health") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline or api.returncode is not None:
+                    raise RuntimeError(f"the API did not start: {workdir / 'api.log'}")
+                await asyncio.sleep(0.2)
+        feed = workdir / "feed.csv"
+        size = write_feed(feed, rows, ids, seed)
+        await conn.execute(FEED_RAW_TABLE)
+        raw = await psql_copy_feed(url, feed)
+        seconds, peak, answer = await put_feed(api_url, feed, api.pid)
+        print(
+            f"\n3. stock feed over HTTP: {rows:,} rows ({size / 1e6:,.0f} MB CSV), "
+            f"{len(ids):,} locations"
+        )
+        print(f"{'path':<48} {'seconds':>8} {'rows/s':>12} {'peak RSS':>9}")
+        print(f"{'raw: psql COPY into an unindexed table':<48} {raw:>8.2f} {rate(rows, raw)}")
+        print(
+            f"{'PUT /v1/inventory text/csv (API process)':<48} {seconds:>8.2f} "
+            f"{rate(rows, seconds)} {peak:>6.0f} MB"
+        )
+        print(f"   answered {answer}; API/raw COPY = {raw / seconds:.2f} (rows/s ratio)")
+        if rss_rows:
+            feed.unlink()
+            size = write_feed(feed, rss_rows, ids, seed + 1)
+            seconds, peak, _ = await put_feed(api_url, feed, api.pid)
+            print(
+                f"   {rss_rows:,} rows ({size / 1e6:,.0f} MB): {seconds:.1f} s, "
+                f"{rate(rss_rows, seconds).strip()} rows/s, API peak RSS {peak:.0f} MB"
+            )
+    finally:
+        api.terminate()
+        try:
+            await asyncio.wait_for(api.wait(), 20)
+        except TimeoutError:
+            api.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -283,6 +461,11 @@ async def bench_availability(
     }
     served = sum(serves(loc, channel) for loc in parsed.values())
 
+    async def raw_query(sku: str) -> object:
+        return await raw.fetch(
+            "SELECT location_id, on_hand, reserved FROM inventory WHERE sku = $1", sku
+        )
+
     async def store_query(sku: str) -> object:
         return channel_view(await store.inventory.stock([sku]), parsed, channel)
 
@@ -304,6 +487,7 @@ async def bench_availability(
     # availability never touches Temporal; init_app() would connect to a Temporal server
     # when given no client, so it gets a placeholder object instead of a Client
     app = init_app(settings, store=store, client=object())  # type: ignore[arg-type]
+    raw = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
     http = TestClient(TestServer(app))
     await http.start_server()
     headers = {"Authorization": f"Bearer {WEB_KEY}"}
@@ -331,6 +515,7 @@ async def bench_availability(
         # the middle row explains the gap between the other two; fewer calls keep the
         # default run within a few minutes
         cases: list[tuple[str, int, Callable[[str], Awaitable[object]]]] = [
+            ("raw SQL: one SKU's rows (asyncpg)", requests, raw_query),
             ("store: stock([sku]) + channel ATP (configs cached)", requests, store_query),
             (
                 "store: + channel/locations reads as the handler does",
@@ -339,11 +524,16 @@ async def bench_availability(
             ),
             ("HTTP GET /v1/availability (aiohttp test server)", requests, http_get),
         ]
+        p99s: dict[str, float] = {}
         for n, (label, calls, call) in enumerate(cases):
             samples, full_collections = await time_calls(call, skus, calls, seed + n)
+            p99s[label] = statistics.quantiles(samples, n=100, method="inclusive")[98]
             print(f"{label:<56} {calls:>6,} {percentiles(samples)} {full_collections:>9,}")
+        first, last = cases[0][0], cases[-1][0]
+        print(f"   HTTP p99 / raw SQL p99 = {p99s[last] / p99s[first]:.2f}")
     finally:
         await http.close()
+        await raw.close()
     print(
         "   HTTP: init_app() with its middlewares (errors, metrics, API-key auth lookup per "
         "request);\n   the Temporal client is a placeholder object (availability does not "
@@ -378,12 +568,15 @@ async def run(args: argparse.Namespace) -> None:
         await store.config.upsert_api_key(
             WEB_KEY, name="bench web", role="webshop", identity=CHANNEL
         )
+        await store.config.upsert_api_key(ADMIN_KEY, name="bench admin", role="admin", identity="")
         await conn.execute(RAW_TABLE)
         await bench_ingest(store, conn, url, sizes, ids, args.seed)
         # the availability phase reads the largest feed, analyzed as autovacuum would
         await conn.execute("VACUUM (ANALYZE) inventory")
         skus = sku_ids(sizes[-1], len(ids))
         await bench_availability(store, url, skus, len(ids), requests, args.seed)
+        if args.feed_rows:
+            await bench_feed(url, conn, ids, args.feed_rows, args.rss_rows, args.seed)
     finally:
         if conn is not None:
             await conn.close()
@@ -410,7 +603,22 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=DEFAULT_URL, help="server for the bench db")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--feed-rows",
+        type=int,
+        help=f"rows of the HTTP stock feed (default {DEFAULT_FEED_ROWS:,}; --quick 20,000; "
+        "0 skips it)",
+    )
+    parser.add_argument(
+        "--rss-rows",
+        type=int,
+        default=0,
+        help="then a feed of this many rows measuring the API's peak RSS (10000000 for the "
+        "issue's figure; 0 skips it)",
+    )
     args = parser.parse_args()
+    if args.feed_rows is None:
+        args.feed_rows = QUICK_ROWS[0] if args.quick else DEFAULT_FEED_ROWS
     if args.locations < 1 or any(n < 1 for n in args.rows or ()):
         parser.error("--rows and --locations must be positive")
     if args.requests is not None and args.requests < 2:

@@ -32,9 +32,27 @@ from store.tables import Location
 FeedKind = Literal["csv", "ndjson"]
 COLUMNS = ("location_id", "sku", "on_hand")
 MAX_PROBLEMS = 100
+# a feed's statements may run long (the API's store calls are bounded to seconds)
+FEED_SECONDS = 6 * 3600.0
 MAX_ON_HAND = 1_000_000_000
 IDENTIFIER = r"^[A-Za-z0-9._:-]{1,64}$"
 _IDENTIFIER = re.compile(IDENTIFIER)
+
+
+def _not_identifier(column: str) -> str:
+    """SQL: the column is no identifier (a bounded quantifier regex costs PostgreSQL
+    ten times a length check and a character class)."""
+    return (
+        f"({column} IS NULL OR NOT (length({column}) BETWEEN 1 AND 64) "
+        f"OR {column} ~ '[^A-Za-z0-9._:-]')"
+    )
+
+
+# SQL: on_hand (text) is not a whole number from 0 to MAX_ON_HAND
+_BAD_ON_HAND = (
+    "(CASE WHEN on_hand IS NULL OR NOT (length(on_hand) BETWEEN 1 AND 10) "
+    f"OR on_hand ~ '[^0-9]' THEN true ELSE on_hand::bigint > {MAX_ON_HAND} END)"
+)
 _WHOLE = re.compile(r"^[0-9]{1,10}$")
 ID_MESSAGE = "must be 1 to 64 letters, digits or . _ : -"
 ON_HAND_MESSAGE = f"on_hand must be a whole number from 0 to {MAX_ON_HAND}"
@@ -78,38 +96,39 @@ async def load_stock(
 
 _COPY_LINE = re.compile(r"line (\d+)")
 
-# one problem per (line, field); the checks cost one scan of the feed and a hash join
+# one problem per (line, field); each branch is one scan of the feed (the unknown
+# locations a hash anti-join with the locations)
 _PROBLEMS = f"""
 SELECT line, field, message, count(*) OVER () AS total FROM (
     SELECT line, 'location_id' AS field,
            CASE WHEN location_id IS NULL THEN 'location_id is missing'
-                WHEN location_id !~ '{IDENTIFIER}' THEN 'location_id {ID_MESSAGE}'
-                ELSE 'unknown location ' || location_id END AS message
+                ELSE 'location_id {ID_MESSAGE}' END AS message
+      FROM stock_feed WHERE {_not_identifier("location_id")}
+    UNION ALL
+    SELECT line, 'location_id', 'unknown location ' || location_id
       FROM stock_feed f
-     WHERE location_id IS NULL OR location_id !~ '{IDENTIFIER}'
-        OR NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
+     WHERE NOT {_not_identifier("location_id")}
+       AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
     UNION ALL
     SELECT line, 'sku',
            CASE WHEN sku IS NULL THEN 'sku is missing' ELSE 'sku {ID_MESSAGE}' END
-      FROM stock_feed WHERE sku IS NULL OR sku !~ '{IDENTIFIER}'
+      FROM stock_feed WHERE {_not_identifier("sku")}
     UNION ALL
-    SELECT line, 'on_hand', '{ON_HAND_MESSAGE}'
-      FROM stock_feed
-     WHERE CASE WHEN on_hand ~ '^[0-9]{{1,10}}$' THEN on_hand::bigint > {MAX_ON_HAND}
-                ELSE true END
+    SELECT line, 'on_hand', '{ON_HAND_MESSAGE}' FROM stock_feed WHERE {_BAD_ON_HAND}
 ) problems
 ORDER BY line, field
 LIMIT {MAX_PROBLEMS}
 """
 
+# the happy path's check: one scan for the values, the distinct locations against the
+# configured ones
 _ANY_PROBLEM = f"""
 SELECT EXISTS (
-    SELECT 1 FROM stock_feed f
-     WHERE location_id IS NULL OR location_id !~ '{IDENTIFIER}'
-        OR sku IS NULL OR sku !~ '{IDENTIFIER}'
-        OR NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
-        OR CASE WHEN on_hand ~ '^[0-9]{{1,10}}$' THEN on_hand::bigint > {MAX_ON_HAND}
-                ELSE true END
+    SELECT 1 FROM stock_feed
+     WHERE {_not_identifier("location_id")} OR {_not_identifier("sku")} OR {_BAD_ON_HAND}
+) OR EXISTS (
+    SELECT 1 FROM (SELECT DISTINCT location_id FROM stock_feed) f
+     WHERE NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
 )
 """
 
@@ -119,6 +138,8 @@ INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at)
 SELECT location_id, sku, on_hand::integer, 0, now() FROM {source}
 ON CONFLICT (location_id, sku)
 DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+-- a level the snapshot does not change is not written again (most of a daily feed)
+WHERE inventory.on_hand IS DISTINCT FROM EXCLUDED.on_hand
 """
 _LAST_OF_EACH = """(
     SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand
@@ -152,7 +173,11 @@ async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind)
             header = _HeaderCheck(chunks)
             try:
                 status = await conn.copy_to_table(
-                    "stock_feed", source=header.body(), columns=list(COLUMNS), format="csv"
+                    "stock_feed",
+                    source=header.body(),
+                    columns=list(COLUMNS),
+                    format="csv",
+                    timeout=FEED_SECONDS,
                 )
             except asyncpg.PostgresError as err:
                 # the header was line 1: COPY counts from the line after it
@@ -160,8 +185,8 @@ async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind)
         else:
             status = await _copy_ndjson(conn, chunks)
         rows = int(status.rsplit(" ", 1)[-1])
-        if await conn.fetchval(_ANY_PROBLEM):
-            found = await conn.fetch(_PROBLEMS)
+        if await conn.fetchval(_ANY_PROBLEM, timeout=FEED_SECONDS):
+            found = await conn.fetch(_PROBLEMS, timeout=FEED_SECONDS)
             line_offset = 1 if kind == "csv" else 0
             problems = [
                 Problem(int(r["line"]) + line_offset, r["field"], r["message"]) for r in found
@@ -169,12 +194,12 @@ async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind)
             raise FeedRefused(problems, int(found[0]["total"]))
         # a feed naming a (location, sku) twice cannot go in one INSERT ... ON CONFLICT:
         # then its last line of each is applied (the check would cost every feed a sort)
-        await conn.execute("SAVEPOINT stock_apply")
+        await conn.execute("SAVEPOINT stock_apply", timeout=FEED_SECONDS)
         try:
-            await conn.execute(_APPLY.format(source="stock_feed"))
+            await conn.execute(_APPLY.format(source="stock_feed"), timeout=FEED_SECONDS)
         except asyncpg.CardinalityViolationError:
-            await conn.execute("ROLLBACK TO SAVEPOINT stock_apply")
-            await conn.execute(_APPLY.format(source=_LAST_OF_EACH))
+            await conn.execute("ROLLBACK TO SAVEPOINT stock_apply", timeout=FEED_SECONDS)
+            await conn.execute(_APPLY.format(source=_LAST_OF_EACH), timeout=FEED_SECONDS)
         return rows
 
 
@@ -194,6 +219,7 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
             format="csv",
             quote="\x01",
             delimiter="\x02",
+            timeout=FEED_SECONDS,
         )
     except asyncpg.PostgresError as err:
         raise _copy_refused(err, offset=0) from err
@@ -202,7 +228,8 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
         CREATE TEMP TABLE stock_docs ON COMMIT DROP AS
         SELECT line, pg_temp.stock_json(doc) AS doc FROM stock_lines
          WHERE doc IS NOT NULL AND btrim(doc, E' \t\r') <> ''
-        """
+        """,
+        timeout=FEED_SECONDS,
     )
     bad = await conn.fetch(
         f"""
@@ -216,7 +243,8 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
          WHERE doc IS NULL OR jsonb_typeof(doc) <> 'object'
             OR (doc - 'location_id' - 'sku' - 'on_hand') <> '{{}}'::jsonb
          ORDER BY line LIMIT {MAX_PROBLEMS}
-        """
+        """,
+        timeout=FEED_SECONDS,
     )
     if bad:
         problems = [Problem(int(r["line"]), "line", r["message"]) for r in bad]
@@ -231,7 +259,8 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
                     THEN doc->>'sku' ELSE coalesce(doc->>'sku', '') || '?' END,
                CASE WHEN jsonb_typeof(doc->'on_hand') = 'number' THEN doc->>'on_hand' END
           FROM stock_docs
-        """
+        """,
+        timeout=FEED_SECONDS,
     )
 
 
