@@ -48,6 +48,7 @@ from workflows.model import (
     RETURN_CONDITIONS,
     DeliverReport,
     LocationConfig,
+    ReceiveTransferReport,
     ResumeInput,
     SalesChannelConfig,
     ShipReport,
@@ -805,6 +806,15 @@ async def deliver(request: web.Request, principal: Principal) -> web.StreamRespo
     key = request.match_info["shipment_key"]
     await send_report(request, key, "report_delivery", DeliverReport())
     raise redirect(request, _back(request, principal), "ok", f"{key} delivered")
+
+
+@routes.post("/ui/shipments/{shipment_key}/receive")
+@page("location", "ops")
+async def receive_transfer(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """A pickup store has the units of a transfer (its hand-over work order)."""
+    key = request.match_info["shipment_key"]
+    await send_report(request, key, "report_receipt", ReceiveTransferReport())
+    raise redirect(request, _back(request, principal), "ok", f"{key} received: ready for pickup")
 
 
 @routes.post("/ui/work-orders/{work_order_id}/ship")

@@ -406,3 +406,45 @@ async def test_location_ships_a_defective_unit_back_to_the_vendor(stack: Stack, 
         await pw_expect(page.locator(f'article[data-work-order="{rtv}"]')).to_have_count(0)
 
     assert await vendor_work_order("SHIPPED") == rtv
+
+
+async def test_click_and_collect_transfer_is_shipped_received_and_handed_over(
+    stack: Stack, ui: Ui
+) -> None:
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 3)])  # Hamburg has none
+    body = order_body(
+        sku=sku, quantity=1, delivery={"type": "pickup", "pickup_location_id": "ST-HAMBURG"}
+    )
+    order_id = await stack.create_order(body, key="web")
+    transfer = await stack.current_shipment(order_id, "WH-BERLIN")
+    handover = f"{transfer}-H"
+
+    async with ui.signed_in("WH-BERLIN", "transfer-warehouse") as page:
+        work_order = page.locator(f'article[data-shipment="{transfer}"]')
+        await pw_expect(work_order.locator(".kind")).to_have_text("Transfer to ST-HAMBURG")
+        await work_order.locator("form.pick button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("picked")
+        work_order = page.locator(f'article[data-shipment="{transfer}"]')
+        await work_order.locator("input[name=carrier]").fill("DHL")
+        await work_order.locator("input[name=tracking_number]").fill("TR-9")
+        await work_order.locator("form.ship button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("shipped")
+        # the warehouse does not hand it over: the store receives it
+        work_order = page.locator(f'article[data-shipment="{transfer}"]')
+        await pw_expect(work_order).to_contain_text("On its way to ST-HAMBURG")
+        await pw_expect(work_order.locator("form.deliver")).to_have_count(0)
+
+    async with ui.signed_in("ST-HAMBURG", "transfer-store") as page:
+        work_order = page.locator(f'article[data-shipment="{handover}"]')
+        await pw_expect(work_order.locator(".kind")).to_have_text("Pickup hand-over")
+        await pw_expect(work_order.locator(".status").first).to_have_text("AWAITING_TRANSFER")
+        await work_order.locator("form.receive button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("ready for pickup")
+        work_order = page.locator(f'article[data-shipment="{handover}"]')
+        await pw_expect(work_order.locator(".status").first).to_have_text("READY_FOR_PICKUP")
+        await work_order.locator("form.deliver button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text("delivered")
+
+    view = await stack.wait_status(order_id, "DELIVERED")
+    assert {w["kind"] for w in view["work_orders"]} == {"TRANSFER", "PACKAGING"}
