@@ -25,6 +25,7 @@ from api import (
     work_orders,
 )
 from api.auth import auth_middleware
+from api.config_cache import CONFIG_CACHE, ConfigCache
 from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
     STORE_COMMAND_SECONDS,
@@ -155,6 +156,7 @@ def init_app(
     app[SETTINGS] = settings
     app[METRICS] = ApiMetrics()
     app[WORKER_CHECK] = WorkerCheck()
+    app[CONFIG_CACHE] = ConfigCache(settings.config_cache_seconds)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # Started during an outage the API waits for the store (with backoff, logging)

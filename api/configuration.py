@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from activities.availability import channel_atp, safety_buffer, serves
 from api import query, receivers
 from api.auth import require
+from api.config_cache import CONFIG_CACHE
 from api.context import SETTINGS, STORE
 from api.errors import ApiError, parse, read_json
 from api.schemas import LocationConfigIn, SalesChannelConfigIn
@@ -173,17 +174,15 @@ async def availability(request: web.Request) -> web.Response:
     if principal.role == "webshop":
         channel_id = principal.identity
     store = request.app[STORE]
+    cache = request.app[CONFIG_CACHE]
     channel = SalesChannelConfig(channel_id="-")  # no channel: plain ATP
     if channel_id:
         # a malformed id is simply not found (channel ids are at most 64 characters)
-        raw = await store.config.channel(channel_id) if len(channel_id) <= 64 else None
-        if raw is None:
+        found = await cache.channel(store, channel_id) if len(channel_id) <= 64 else None
+        if found is None:
             raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id[:64]}")
-        channel = SalesChannelConfig.model_validate(raw)
-    locations = {
-        loc["location_id"]: LocationConfig.model_validate(loc)
-        for loc in await store.config.locations()
-    }
+        channel = found
+    locations = await cache.locations(store)
     rows = await store.inventory.stock(skus)
     result: list[dict[str, object]] = []
     for sku in skus:
@@ -276,6 +275,7 @@ async def put_locations(request: web.Request) -> web.Response:
         request, [(f"{i}.webhook_url", loc.webhook_url) for i, loc in enumerate(locations)]
     )
     made = await request.app[STORE].config.upsert_locations([loc.model_dump() for loc in locations])
+    request.app[CONFIG_CACHE].clear()
     return web.json_response(
         {
             "updated": len(locations),
@@ -354,6 +354,7 @@ async def put_channels(request: web.Request) -> web.Response:
     made = await request.app[STORE].config.upsert_channels(
         [c.model_dump(mode="json") for c in channels]
     )
+    request.app[CONFIG_CACHE].clear()
     return web.json_response(
         {
             "updated": len(channels),

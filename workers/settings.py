@@ -114,6 +114,11 @@ class Settings:
     command_timeout_seconds: float = field(
         default_factory=lambda: float(_env("COMMAND_TIMEOUT_SECONDS", "5"))
     )
+    # how long the API keeps the locations and channels it parsed for availability reads
+    # (a change through the same API process clears them at once); 0: read every time
+    config_cache_seconds: float = field(
+        default_factory=lambda: float(_env("CONFIG_CACHE_SECONDS", "2"))
+    )
     # the largest stock feed PUT /v1/inventory streams as CSV or NDJSON (413 beyond it);
     # 10 million rows of CSV are about 300 MB
     inventory_max_bytes: int = field(
