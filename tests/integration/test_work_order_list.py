@@ -252,7 +252,14 @@ async def test_the_list_filters_by_status_and_pages(stack: Stack) -> None:
     assert keys(default) == [shipments[3], cancelled]
     assert [w["status"] for w in default["work_orders"]] == ["OPEN", "CANCELLED"]
     assert (default["total"], default["limit"], default["offset"]) == (2, 100, 0)
-    assert default["status"] == ["OPEN", "PICKED", "SHIPPED", "CANCELLED"]
+    assert default["status"] == [
+        "AWAITING_TRANSFER",
+        "OPEN",
+        "PICKED",
+        "SHIPPED",
+        "READY_FOR_PICKUP",
+        "CANCELLED",
+    ]
     since = datetime.fromisoformat(default["cancelled_since"])
     assert abs(datetime.now(UTC) - timedelta(days=7) - since) < timedelta(minutes=5)
 
