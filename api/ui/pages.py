@@ -35,7 +35,13 @@ from api.auth import PRINCIPAL
 from api.configuration import check_locations
 from api.context import SETTINGS, STORE
 from api.errors import ApiError, CommandPending, parse, unstorable_text
-from api.fulfillment import CANCELLED_DAYS, OPEN_WORK_ORDERS, send_report
+from api.fulfillment import (
+    CANCELLED_DAYS,
+    OPEN_WORK_ORDERS,
+    WORK_ORDER_KINDS,
+    allowed_steps,
+    send_report,
+)
 from api.messages import AssignmentsRequest, CancelRequest, PickRequest
 from api.order_views import render as render_view
 from api.returns import ReceiveRequest, receive, visible_return
@@ -44,7 +50,9 @@ from store import Principal
 from store.backoffice import BackOfficeQueries
 from store.configuration import hash_key
 from store.database import utcnow
+from store.fulfillment import ShipmentRecord
 from workflows.model import (
+    HANDOVER_SUFFIX,
     RETURN_CONDITIONS,
     DeliverReport,
     LocationConfig,
@@ -631,6 +639,50 @@ async def order_list(request: web.Request, principal: Principal) -> web.StreamRe
     )
 
 
+# a work order's status on the order page: the least advanced of its shipment's lines
+SHIPMENT_PROGRESS = (
+    "AWAITING_TRANSFER",
+    "OPEN",
+    "PICKED",
+    "SHIPPED",
+    "READY_FOR_PICKUP",
+    "DELIVERED",
+    "RETURNED_TO_SENDER",
+    "BACKORDERED",
+    "CANCELLED",
+)
+
+
+def _order_work_orders(view: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per work order of the order view: what it is (packaging, a transfer to the pickup
+    store, the store's hand-over) and its status from its shipment's lines (WO{n} is
+    reported on shipment S{n}, WO{n}-H on S{n}-H)."""
+    order_id = view["order_id"]
+    per_shipment: dict[str, list[str]] = {}
+    for shipment in view.get("shipments", []):
+        per_shipment.setdefault(shipment["shipment_key"], []).append(shipment["status"])
+    found = {}
+    for work_order in view.get("work_orders", []):
+        work_order_id = work_order["work_order_id"]
+        suffix = work_order_id[len(order_id) + 3 :]
+        statuses = per_shipment.get(f"{order_id}-S{suffix}", [])
+        if work_order.get("kind") == "TRANSFER":
+            label = f"transfer to {work_order.get('destination_id')}"
+        elif work_order_id.endswith(HANDOVER_SUFFIX):
+            label = "pickup hand-over"
+        else:
+            label = "packaging"
+        found[work_order_id] = {
+            "label": label,
+            "status": min(
+                (s for s in statuses if s in SHIPMENT_PROGRESS),
+                key=SHIPMENT_PROGRESS.index,
+                default="",
+            ),
+        }
+    return found
+
+
 @routes.get("/ui/orders/{order_id}")
 @page("ops", "webshop", "approver")
 async def order_page(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -645,6 +697,7 @@ async def order_page(request: web.Request, principal: Principal) -> web.StreamRe
         {
             "order": view,
             "row": row,
+            "work_orders": _order_work_orders(view),
             "temporal_link": (
                 _temporal_link(request, row.workflow_id or order_workflow_id(row.order_id))
                 if principal.role in ("ops", "admin")
@@ -676,6 +729,51 @@ async def document(request: web.Request, principal: Principal) -> web.StreamResp
 # -- work orders --------------------------------------------------------------------------
 
 
+# the step a work order takes next, by its status: a work order shows a button for a step
+# only when it takes that step (api/fulfillment.py allowed_steps) and is in this status
+STEP_FROM = {
+    "pick": ("OPEN",),
+    "ship": ("PICKED",),
+    "receive": ("AWAITING_TRANSFER",),
+    "deliver": ("SHIPPED", "READY_FOR_PICKUP"),
+}
+# the kind filter of the work-order page: a pickup store's hand-overs are PACKAGING
+KIND_TITLES = {
+    "PACKAGING": "Packaging and pickup hand-overs",
+    "TRANSFER": "Transfers to pickup stores",
+    "RETURN_TO_VENDOR": "Returns to the vendor",
+}
+
+
+def _handover(record: ShipmentRecord) -> bool:
+    return record.kind != "TRANSFER" and record.shipment_key.endswith(HANDOVER_SUFFIX)
+
+
+def _work_order_card(record: ShipmentRecord) -> dict[str, Any]:
+    """What the page shows of one PACKAGING or TRANSFER work order beyond its record: its
+    label, the steps it takes and the one it can take now."""
+    steps = allowed_steps(record)
+    handover = _handover(record)
+    if record.kind == "TRANSFER":
+        label = "Transfer"
+    elif handover:
+        label = "Pickup hand-over"
+    else:
+        label = "Packaging"
+    step_titles = {
+        "pick": "pick",
+        "ship": "ship to the store" if record.kind == "TRANSFER" else "ship",
+        "receive": "receive the transfer",
+        "deliver": "hand over" if handover else "deliver",
+    }
+    return {
+        "label": label,
+        "handover": handover,
+        "steps": [step_titles[s] for s in steps],
+        "next": [s for s in steps if record.status in STEP_FROM[s]],
+    }
+
+
 @routes.get("/ui/work-orders")
 @page("location", "ops")
 async def work_orders(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -685,22 +783,45 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
         location = principal.identity
     else:
         location = query.identifier(request, "location") or (locations[0] if locations else "")
+    kind = query.optional_choice(request, "kind", WORK_ORDER_KINDS)
     offset = query.integer(request, "offset", default=0, minimum=0, maximum=query.MAX_OFFSET)
-    records, total = await store.fulfillment.work_orders(
-        location,
-        statuses=list(OPEN_WORK_ORDERS),
-        cancelled_since=utcnow() - timedelta(days=CANCELLED_DAYS),
-        limit=PAGE_SIZE,
-        offset=offset,
-    )
-    returns, returns_total = await store.returns.search(
-        location_id=location, status="OPEN", limit=PAGE_SIZE
-    )
-    returns = [r for r in returns if r.type != "CANCEL"]
+    records: list[ShipmentRecord] = []
+    total = 0
+    if kind != "RETURN_TO_VENDOR":
+        records, total = await store.fulfillment.work_orders(
+            location,
+            statuses=list(OPEN_WORK_ORDERS),
+            cancelled_since=utcnow() - timedelta(days=CANCELLED_DAYS),
+            limit=PAGE_SIZE,
+            offset=offset,
+            kind=kind,
+        )
+    returns: list[Any] = []
+    returns_total = 0
+    if kind is None:
+        returns, returns_total = await store.returns.search(
+            location_id=location, status="OPEN", limit=PAGE_SIZE
+        )
+        returns = [r for r in returns if r.type != "CANCEL"]
     # returned units this location sends back to the vendor (kind RETURN_TO_VENDOR)
-    vendor, vendor_total = await store.returns.vendor_work_orders.of_location(
-        location, ["OPEN"], PAGE_SIZE, 0
-    )
+    vendor: list[Any] = []
+    vendor_total = 0
+    if kind in (None, "RETURN_TO_VENDOR"):
+        vendor, vendor_total = await store.returns.vendor_work_orders.of_location(
+            location, ["OPEN"], PAGE_SIZE, 0
+        )
+    cards = {record.shipment_key: _work_order_card(record) for record in records}
+    # a hand-over's transfer: where the units come from, and how far they have got
+    transfers: dict[str, ShipmentRecord] = {}
+    for record in records:
+        if cards[record.shipment_key]["handover"]:
+            found = await store.fulfillment.shipment(record.shipment_key[: -len(HANDOVER_SUFFIX)])
+            if found is not None:
+                transfers[record.shipment_key] = found
+                if found.status != "SHIPPED":
+                    # received once shipped: until then the store waits for it
+                    next_steps = cards[record.shipment_key]["next"]
+                    cards[record.shipment_key]["next"] = [s for s in next_steps if s != "receive"]
     documents: dict[str, list[dict[str, Any]]] = {}
     skus: dict[tuple[str, str], str] = {}
     planned: dict[tuple[str, str], str] = {}
@@ -726,13 +847,24 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
         )
         for record in records
     }
+    filters = {"location": location} if principal.role != "location" else {}
+    if kind:
+        filters["kind"] = kind
+
+    def page_link(at: int) -> str:
+        return "?" + urlencode({**filters, "offset": at})
+
     return render(
         request,
         "work_orders.html",
         {
             "location": location,
             "locations": locations if principal.role != "location" else [],
+            "kind": kind or "",
+            "kinds": KIND_TITLES,
             "records": records,
+            "cards": cards,
+            "transfers": transfers,
             "total": total,
             "offset": offset,
             "documents": documents,
@@ -743,12 +875,8 @@ async def work_orders(request: web.Request, principal: Principal) -> web.StreamR
             "vendor": vendor,
             "vendor_total": vendor_total,
             "conditions": RETURN_CONDITIONS,
-            "previous": f"?location={_quote(location)}&offset={max(offset - PAGE_SIZE, 0)}"
-            if offset
-            else "",
-            "next_page": f"?location={_quote(location)}&offset={offset + PAGE_SIZE}"
-            if offset + PAGE_SIZE < total
-            else "",
+            "previous": page_link(max(offset - PAGE_SIZE, 0)) if offset else "",
+            "next_page": page_link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else "",
             "page": "work_orders",
         },
     )
@@ -805,13 +933,15 @@ async def ship(request: web.Request, principal: Principal) -> web.StreamResponse
 async def deliver(request: web.Request, principal: Principal) -> web.StreamResponse:
     key = request.match_info["shipment_key"]
     await send_report(request, key, "report_delivery", DeliverReport())
-    raise redirect(request, _back(request, principal), "ok", f"{key} delivered")
+    done = "handed over to the customer" if key.endswith(HANDOVER_SUFFIX) else "delivered"
+    raise redirect(request, _back(request, principal), "ok", f"{key} {done}")
 
 
 @routes.post("/ui/shipments/{shipment_key}/receive")
 @page("location", "ops")
 async def receive_transfer(request: web.Request, principal: Principal) -> web.StreamResponse:
-    """A pickup store has the units of a transfer (its hand-over work order)."""
+    """A pickup store has the units of a transfer (its hand-over work order): they wait for
+    the customer (READY_FOR_PICKUP). A work order that takes no receipt is 409 wrong_step."""
     key = request.match_info["shipment_key"]
     await send_report(request, key, "report_receipt", ReceiveTransferReport())
     raise redirect(request, _back(request, principal), "ok", f"{key} received: ready for pickup")

@@ -17,13 +17,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.integration.conftest import Stack, order_body, unique_sku
 from tests.integration.gates import eventually
+from tests.integration.test_transfers import network, pickup_order
 
-pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+# the browser tests run against the SQLite store; click and collect on PostgreSQL too
+SQLITE = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+BOTH_DATABASES = pytest.mark.parametrize("stack", ["sqlite", "postgresql"], indirect=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -107,6 +111,7 @@ def card(page: Page, order_id: str) -> Any:
     return page.locator(f'article[data-order="{order_id}"]')
 
 
+@SQLITE
 async def test_approver_approves_a_b2b_order_in_the_inbox(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
@@ -139,6 +144,7 @@ async def test_approver_approves_a_b2b_order_in_the_inbox(stack: Stack, ui: Ui) 
     assert approval["comment"] == "credit line checked"
 
 
+@SQLITE
 async def test_ops_assigns_a_check_announced_order_through_the_form(stack: Stack, ui: Ui) -> None:
     channel = await stack.make_channel("ui", split_policy="ship_complete")
     sku_a, sku_b = unique_sku(), unique_sku()
@@ -179,6 +185,7 @@ async def test_ops_assigns_a_check_announced_order_through_the_form(stack: Stack
         )
 
 
+@SQLITE
 async def test_store_picks_short_and_the_other_location_ships(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 2), ("WH-MUNICH", sku, 5)])
@@ -216,6 +223,7 @@ async def test_store_picks_short_and_the_other_location_ships(stack: Stack, ui: 
     assert {("WH-BERLIN", 1, "BER-1"), ("WH-MUNICH", 1, "MUC-2")} <= shipped
 
 
+@SQLITE
 async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> None:
     # a web shop's key opens its orders, not the operations or approval pages
     async with ui.signed_in("web", "webshop-forbidden") as page:
@@ -259,6 +267,7 @@ async def test_roles_csrf_and_revoked_keys_are_refused(stack: Stack, ui: Ui) -> 
         assert "/ui/login" in page.url
 
 
+@SQLITE
 async def test_reports_page_json_and_csv_agree(stack: Stack, ui: Ui) -> None:
     order_id = await stack.create_order(order_body(sku=unique_sku()), key="web")
     await stack.wait_status(order_id, "NOT_ANNOUNCED", "CANCELLED")
@@ -307,6 +316,7 @@ async def test_reports_page_json_and_csv_agree(stack: Stack, ui: Ui) -> None:
             assert response is not None and response.status == 200, path
 
 
+@SQLITE
 async def test_ops_resumes_a_held_order_with_a_corrected_payment(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
@@ -328,6 +338,7 @@ async def test_ops_resumes_a_held_order_with_a_corrected_payment(stack: Stack, u
     await stack.wait_status(order_id, "IN_FULFILLMENT")
 
 
+@SQLITE
 async def test_location_receives_a_return_through_the_form(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
@@ -356,6 +367,7 @@ async def test_location_receives_a_return_through_the_form(stack: Stack, ui: Ui)
     assert answer["received"][0]["condition"] == "opened"
 
 
+@SQLITE
 async def test_location_ships_a_defective_unit_back_to_the_vendor(stack: Stack, ui: Ui) -> None:
     sku = unique_sku()
     await stack.set_stock([("WH-BERLIN", sku, 5)])
@@ -408,21 +420,38 @@ async def test_location_ships_a_defective_unit_back_to_the_vendor(stack: Stack, 
     assert await vendor_work_order("SHIPPED") == rtv
 
 
+@BOTH_DATABASES
 async def test_click_and_collect_transfer_is_shipped_received_and_handed_over(
     stack: Stack, ui: Ui
 ) -> None:
+    net = await network(stack)
     sku = unique_sku()
-    await stack.set_stock([("WH-BERLIN", sku, 3)])  # Hamburg has none
-    body = order_body(
-        sku=sku, quantity=1, delivery={"type": "pickup", "pickup_location_id": "ST-HAMBURG"}
-    )
-    order_id = await stack.create_order(body, key="web")
-    transfer = await stack.current_shipment(order_id, "WH-BERLIN")
+    await stack.set_stock([(net.warehouse, sku, 3)])  # the pickup store has none
+    order_id = await stack.create_order(pickup_order(net, sku, quantity=1), key="ops")
+    transfer = await stack.current_shipment(order_id, net.warehouse)
     handover = f"{transfer}-H"
+    order_page = ui.url(f"/ui/orders/{quote(order_id, safe='')}")
 
-    async with ui.signed_in("WH-BERLIN", "transfer-warehouse") as page:
+    # the store sees what is coming, with nothing to do until the warehouse ships it
+    async with ui.signed_in(net.store, "transfer-store-waits") as page:
+        work_order = page.locator(f'article[data-shipment="{handover}"]')
+        await pw_expect(work_order.locator(".kind")).to_have_text("Pickup hand-over")
+        await pw_expect(work_order.locator("header .status")).to_have_text("awaiting transfer")
+        await pw_expect(work_order.locator(".steps")).to_have_text(
+            "Steps: receive the transfer \u2192 hand over"
+        )
+        await pw_expect(work_order.locator(".transfer")).to_contain_text(f"from {net.warehouse}")
+        await pw_expect(work_order).to_contain_text("Not shipped yet")
+        await pw_expect(work_order.locator("form")).to_have_count(0)
+
+    async with ui.signed_in(net.warehouse, "transfer-warehouse") as page:
+        await page.goto(ui.url("/ui/work-orders?kind=TRANSFER"))
         work_order = page.locator(f'article[data-shipment="{transfer}"]')
-        await pw_expect(work_order.locator(".kind")).to_have_text("Transfer to ST-HAMBURG")
+        await pw_expect(work_order.locator(".kind")).to_have_text("Transfer")
+        await pw_expect(work_order.locator(".destination")).to_have_text(f"to {net.store}")
+        await pw_expect(work_order.locator(".steps")).to_have_text(
+            "Steps: pick \u2192 ship to the store"
+        )
         await work_order.locator("form.pick button[type=submit]").click()
         await pw_expect(page.locator(".flash.ok")).to_contain_text("picked")
         work_order = page.locator(f'article[data-shipment="{transfer}"]')
@@ -430,21 +459,49 @@ async def test_click_and_collect_transfer_is_shipped_received_and_handed_over(
         await work_order.locator("input[name=tracking_number]").fill("TR-9")
         await work_order.locator("form.ship button[type=submit]").click()
         await pw_expect(page.locator(".flash.ok")).to_contain_text("shipped")
-        # the warehouse does not hand it over: the store receives it
+        # still the transfer list; the warehouse neither delivers nor receives it
+        assert "kind=TRANSFER" in page.url
         work_order = page.locator(f'article[data-shipment="{transfer}"]')
-        await pw_expect(work_order).to_contain_text("On its way to ST-HAMBURG")
-        await pw_expect(work_order.locator("form.deliver")).to_have_count(0)
+        await pw_expect(work_order.locator("header .status")).to_have_text("shipped")
+        await pw_expect(work_order).to_contain_text(f"On its way to {net.store}")
+        await pw_expect(work_order.locator("form")).to_have_count(0)
 
-    async with ui.signed_in("ST-HAMBURG", "transfer-store") as page:
+    async with ui.signed_in(net.store, "transfer-store") as page:
         work_order = page.locator(f'article[data-shipment="{handover}"]')
-        await pw_expect(work_order.locator(".kind")).to_have_text("Pickup hand-over")
-        await pw_expect(work_order.locator(".status").first).to_have_text("AWAITING_TRANSFER")
+        await pw_expect(work_order.locator("header .status")).to_have_text("awaiting transfer")
+        await pw_expect(work_order.locator(".transfer")).to_contain_text("shipped (DHL TR-9)")
+        await pw_expect(work_order.locator("form.pick, form.ship")).to_have_count(0)
         await work_order.locator("form.receive button[type=submit]").click()
-        await pw_expect(page.locator(".flash.ok")).to_contain_text("ready for pickup")
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            f"{handover} received: ready for pickup"
+        )
         work_order = page.locator(f'article[data-shipment="{handover}"]')
-        await pw_expect(work_order.locator(".status").first).to_have_text("READY_FOR_PICKUP")
-        await work_order.locator("form.deliver button[type=submit]").click()
-        await pw_expect(page.locator(".flash.ok")).to_contain_text("delivered")
+        await pw_expect(work_order.locator("header .status")).to_have_text("ready for pickup")
+        await pw_expect(work_order.locator("form.receive")).to_have_count(0)
+        await stack.wait_status(order_id, "READY_FOR_PICKUP")
 
-    view = await stack.wait_status(order_id, "DELIVERED")
-    assert {w["kind"] for w in view["work_orders"]} == {"TRANSFER", "PACKAGING"}
+        async with ui.signed_in("ops", "transfer-order-ready") as ops:
+            await ops.goto(order_page)
+            await pw_expect(ops.locator(".order-head .status")).to_have_text("ready for pickup")
+            await pw_expect(ops.locator("table.lines .status")).to_have_text("ready for pickup")
+            # nothing left to cancel: the units left the warehouse
+            await pw_expect(ops.locator("form.cancel")).to_have_count(0)
+
+        await work_order.locator("form.deliver button[type=submit]").click()
+        await pw_expect(page.locator(".flash.ok")).to_contain_text(
+            f"{handover} handed over to the customer"
+        )
+
+    await stack.wait_status(order_id, "DELIVERED")
+    async with ui.signed_in("ops", "transfer-order-delivered") as page:
+        await page.goto(order_page)
+        await pw_expect(page.locator(".order-head .status")).to_have_text("delivered")
+        rows = page.locator("table.work-orders tbody tr")
+        await pw_expect(rows).to_have_count(2)
+        moved = page.locator('table.work-orders tr[data-kind="TRANSFER"]')
+        await pw_expect(moved.locator(".wo-kind")).to_have_text(f"transfer to {net.store}")
+        await pw_expect(moved).to_contain_text(net.warehouse)
+        handed = page.locator('table.work-orders tr[data-work-order$="-H"]')
+        await pw_expect(handed.locator(".wo-kind")).to_have_text("pickup hand-over")
+        await pw_expect(handed).to_contain_text(net.store)
+        await pw_expect(rows.locator(".status")).to_have_text(["delivered", "delivered"])
