@@ -465,6 +465,20 @@ async def test_click_and_collect_transfer_is_shipped_received_and_handed_over(
         await pw_expect(work_order.locator("header .status")).to_have_text("shipped")
         await pw_expect(work_order).to_contain_text(f"On its way to {net.store}")
         await pw_expect(work_order.locator("form")).to_have_count(0)
+        # a step the work order does not take is refused like the API refuses it
+        token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+        response = await page.request.post(
+            ui.url(f"/ui/shipments/{quote(transfer, safe='')}/receive"),
+            form={"csrf_token": token or "", "back": "/ui/work-orders"},
+        )
+        assert response.ok and "wrong_step" in await response.text()
+        response = await page.goto(ui.url("/ui/work-orders?kind=PARCEL"))
+        assert response is not None and response.status == 400
+        await page.goto(ui.url("/ui/work-orders?kind=RETURN_TO_VENDOR"))
+        await pw_expect(page.locator(".empty")).to_have_text(
+            "No returned units to send back to the vendor."
+        )
+        await pw_expect(page.locator(f'article[data-shipment="{transfer}"]')).to_have_count(0)
 
     async with ui.signed_in(net.store, "transfer-store") as page:
         work_order = page.locator(f'article[data-shipment="{handover}"]')
