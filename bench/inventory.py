@@ -65,6 +65,14 @@ WEB_KEY = f"bench-web-{uuid.uuid4().hex}"
 ADMIN_KEY = f"bench-admin-{uuid.uuid4().hex}"
 DEFAULT_FEED_ROWS = 1_000_000
 FEED_RAW_TABLE = "CREATE TABLE feed_raw (location_id text, sku text, on_hand integer)"
+# the same columns with the inventory table's two indexes: what any COPY into a table
+# keyed and searched like the inventory pays
+FEED_INDEXED_TABLE = """
+CREATE TABLE feed_indexed (
+    location_id text, sku text, on_hand integer, PRIMARY KEY (location_id, sku)
+);
+CREATE INDEX feed_indexed_sku ON feed_indexed (sku)
+"""
 RAW_TABLE = """
 CREATE TABLE inventory_raw (
     location_id varchar(64) NOT NULL,
@@ -210,8 +218,8 @@ def write_feed(path: Path, rows: int, ids: list[str], seed: int) -> int:
     return path.stat().st_size
 
 
-async def psql_copy_feed(url: URL, csv_path: Path) -> float:
-    """Seconds for psql to COPY the feed file (header skipped) into feed_raw."""
+async def psql_copy_feed(url: URL, csv_path: Path, table: str = "feed_raw") -> float:
+    """Seconds for psql to COPY the feed file (header skipped) into `table`."""
     with csv_path.open("rb") as source:
         t0 = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
@@ -223,7 +231,7 @@ async def psql_copy_feed(url: URL, csv_path: Path) -> float:
             "-d",
             url.render_as_string(hide_password=False),
             "-c",
-            "COPY feed_raw FROM STDIN (FORMAT csv, HEADER true)",
+            f"COPY {table} FROM STDIN (FORMAT csv, HEADER true)",
             stdin=source,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -235,11 +243,12 @@ async def psql_copy_feed(url: URL, csv_path: Path) -> float:
     return elapsed
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (Linux /proc), 0 when unreadable."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process in MB (Linux /proc; `VmHWM` for its peak so far), 0
+    when unreadable."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -287,7 +296,13 @@ async def put_feed(api_url: str, path: Path, pid: int) -> tuple[float, float, di
 
 
 async def bench_feed(
-    url: URL, conn: asyncpg.Connection, ids: list[str], rows: int, rss_rows: int, seed: int
+    url: URL,
+    conn: asyncpg.Connection,
+    ids: list[str],
+    rows: int,
+    rss_rows: int,
+    seed: int,
+    fillfactor: int = 0,
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="oms-feed-"))
     port = free_port()
@@ -328,26 +343,58 @@ async def bench_feed(
         feed = workdir / "feed.csv"
         size = write_feed(feed, rows, ids, seed)
         await conn.execute(FEED_RAW_TABLE)
+        await conn.execute(FEED_INDEXED_TABLE)
+        await conn.execute("CHECKPOINT")
         raw = await psql_copy_feed(url, feed)
-        seconds, peak, answer = await put_feed(api_url, feed, api.pid)
+        await conn.execute("CHECKPOINT")
+        indexed = await psql_copy_feed(url, feed, "feed_indexed")
+        await conn.execute("DROP TABLE feed_raw, feed_indexed")
         print(
             f"\n3. stock feed over HTTP: {rows:,} rows ({size / 1e6:,.0f} MB CSV), "
-            f"{len(ids):,} locations"
+            f"{len(ids):,} locations; ratio = psql COPY seconds / API seconds"
         )
-        print(f"{'path':<48} {'seconds':>8} {'rows/s':>12} {'peak RSS':>9}")
-        print(f"{'raw: psql COPY into an unindexed table':<48} {raw:>8.2f} {rate(rows, raw)}")
+        header = (
+            f"{'path':<58} {'seconds':>8} {'rows/s':>12} {'peak RSS':>9} {'/ raw':>6} {'/ idx':>6}"
+        )
+        print(header)
+        print("-" * len(header))
+        print(f"{'raw: psql COPY into an unindexed table':<58} {raw:>8.2f} {rate(rows, raw)}")
         print(
-            f"{'PUT /v1/inventory text/csv (API process)':<48} {seconds:>8.2f} "
-            f"{rate(rows, seconds)} {peak:>6.0f} MB"
+            f"{'psql COPY into a table with the inventory indexes':<58} {indexed:>8.2f} "
+            f"{rate(rows, indexed)}"
         )
-        print(f"   answered {answer}; API/raw COPY = {raw / seconds:.2f} (rows/s ratio)")
+        # the feed into an empty inventory (every row new), the same feed again (nothing
+        # changes) and a feed with other levels for the same keys (every level changes)
+        if fillfactor:
+            # room on each page for new versions of its rows: an update that changes no
+            # indexed column then stays on the page and writes no index entry (HOT)
+            await conn.execute(f"ALTER TABLE inventory SET (fillfactor = {fillfactor})")
+            print(f"   inventory table fillfactor {fillfactor}")
+        await conn.execute("TRUNCATE inventory")
+        other = workdir / "other.csv"
+        write_feed(other, rows, ids, seed + 2)
+        answer: dict[str, Any] = {}
+        for label, path in (
+            ("PUT /v1/inventory text/csv: new rows", feed),
+            ("PUT /v1/inventory text/csv: the same feed again", feed),
+            ("PUT /v1/inventory text/csv: every level changed", other),
+        ):
+            await conn.execute("CHECKPOINT")
+            seconds, peak, answer = await put_feed(api_url, path, api.pid)
+            print(
+                f"{label:<58} {seconds:>8.2f} {rate(rows, seconds)} {peak:>6.0f} MB "
+                f"{raw / seconds:>6.2f} {indexed / seconds:>6.2f}"
+            )
+        print(f"   answered {answer}")
         if rss_rows:
             feed.unlink()
+            other.unlink()
             size = write_feed(feed, rss_rows, ids, seed + 1)
             seconds, peak, _ = await put_feed(api_url, feed, api.pid)
             print(
                 f"   {rss_rows:,} rows ({size / 1e6:,.0f} MB): {seconds:.1f} s, "
-                f"{rate(rss_rows, seconds).strip()} rows/s, API peak RSS {peak:.0f} MB"
+                f"{rate(rss_rows, seconds).strip()} rows/s; API resident memory: sampled "
+                f"peak {peak:.0f} MB, VmHWM (peak since start) {rss_mb(api.pid, 'VmHWM'):.0f} MB"
             )
     finally:
         api.terminate()
@@ -576,7 +623,9 @@ async def run(args: argparse.Namespace) -> None:
         skus = sku_ids(sizes[-1], len(ids))
         await bench_availability(store, url, skus, len(ids), requests, args.seed)
         if args.feed_rows:
-            await bench_feed(url, conn, ids, args.feed_rows, args.rss_rows, args.seed)
+            await bench_feed(
+                url, conn, ids, args.feed_rows, args.rss_rows, args.seed, args.fillfactor
+            )
     finally:
         if conn is not None:
             await conn.close()
@@ -616,7 +665,16 @@ def main() -> None:
         help="then a feed of this many rows measuring the API's peak RSS (10000000 for the "
         "issue's figure; 0 skips it)",
     )
+    parser.add_argument(
+        "--fillfactor",
+        type=int,
+        default=0,
+        help="the inventory table's fillfactor for the HTTP feeds (10-100; default: the "
+        "table's own, 100)",
+    )
     args = parser.parse_args()
+    if args.fillfactor and not 10 <= args.fillfactor <= 100:
+        parser.error("--fillfactor must be from 10 to 100")
     if args.feed_rows is None:
         args.feed_rows = QUICK_ROWS[0] if args.quick else DEFAULT_FEED_ROWS
     if args.locations < 1 or any(n < 1 for n in args.rows or ()):

@@ -1,12 +1,14 @@
 """Stock snapshots streamed as CSV or NDJSON (PUT /v1/inventory, `oms inventory load`).
 
 PostgreSQL: the request body goes straight into `COPY` (no Python object per row) into a
-temporary table that numbers the lines; SQL checks every row (unknown location, an id
-that is not an identifier, on_hand that is not a whole number from 0 to 1,000,000,000)
-and, only when nothing is wrong, one INSERT ... ON CONFLICT applies the snapshot in the
-same transaction. A feed that repeats a (location, sku) keeps its last line, as the JSON
-body does. SQLite: the same interface and answers, parsed line by line in Python and
-written in batches (set_stock) in one transaction.
+temporary table; SQL checks every row (unknown location, an id that is not an
+identifier, on_hand that is not a whole number from 0 to 1,000,000,000) and, only when
+nothing is wrong, one MERGE (INSERT ... ON CONFLICT before PostgreSQL 15) applies the
+snapshot in the same transaction, writing only the levels it changes. A feed that
+repeats a (location, sku) keeps its last line, as the JSON body does. Line numbers are
+worked out only for a refused feed: a CSV feed's rows lie in the temporary table in the
+order COPY read them. SQLite: the same interface and answers, parsed line by line in
+Python and written in batches (set_stock) in one transaction.
 
 Either way a feed is applied whole or not at all: any bad line refuses it (`FeedRefused`,
 the first MAX_PROBLEMS problems with their line numbers and how many there are).
@@ -41,16 +43,17 @@ _IDENTIFIER = re.compile(IDENTIFIER)
 
 def _not_identifier(column: str) -> str:
     """SQL: the column is no identifier (a bounded quantifier regex costs PostgreSQL
-    ten times a length check and a character class)."""
+    ten times a length check and a character class; an identifier is ASCII, so its
+    bytes are its characters, and counting bytes is the cheaper count)."""
     return (
-        f"({column} IS NULL OR NOT (length({column}) BETWEEN 1 AND 64) "
+        f"({column} IS NULL OR NOT (octet_length({column}) BETWEEN 1 AND 64) "
         f"OR {column} ~ '[^A-Za-z0-9._:-]')"
     )
 
 
 # SQL: on_hand (text) is not a whole number from 0 to MAX_ON_HAND
 _BAD_ON_HAND = (
-    "(CASE WHEN on_hand IS NULL OR NOT (length(on_hand) BETWEEN 1 AND 10) "
+    "(CASE WHEN on_hand IS NULL OR NOT (octet_length(on_hand) BETWEEN 1 AND 10) "
     f"OR on_hand ~ '[^0-9]' THEN true ELSE on_hand::bigint > {MAX_ON_HAND} END)"
 )
 _WHOLE = re.compile(r"^[0-9]{1,10}$")
@@ -95,56 +98,86 @@ async def load_stock(
 # --------------------------------------------------------------------------- PostgreSQL
 
 _COPY_LINE = re.compile(r"line (\d+)")
+# memory PostgreSQL may give each hash of a feed's statements (the distinct keys, the
+# join with the inventory); beyond it they spill to disk
+FEED_WORK_MEM = "256MB"
+
+# the feed's rows with their line numbers: an NDJSON feed brings its own, a CSV feed's
+# are the order COPY wrote its rows in (counted from the first line after the header)
+_NUMBERED = """numbered AS (
+    SELECT coalesce(line, row_number() OVER (ORDER BY ctid)) AS line, location_id, sku, on_hand
+      FROM stock_feed
+)"""
 
 # one problem per (line, field); each branch is one scan of the feed (the unknown
 # locations a hash anti-join with the locations)
 _PROBLEMS = f"""
+WITH {_NUMBERED}
 SELECT line, field, message, count(*) OVER () AS total FROM (
     SELECT line, 'location_id' AS field,
            CASE WHEN location_id IS NULL THEN 'location_id is missing'
                 ELSE 'location_id {ID_MESSAGE}' END AS message
-      FROM stock_feed WHERE {_not_identifier("location_id")}
+      FROM numbered WHERE {_not_identifier("location_id")}
     UNION ALL
     SELECT line, 'location_id', 'unknown location ' || location_id
-      FROM stock_feed f
+      FROM numbered f
      WHERE NOT {_not_identifier("location_id")}
        AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
     UNION ALL
     SELECT line, 'sku',
            CASE WHEN sku IS NULL THEN 'sku is missing' ELSE 'sku {ID_MESSAGE}' END
-      FROM stock_feed WHERE {_not_identifier("sku")}
+      FROM numbered WHERE {_not_identifier("sku")}
     UNION ALL
-    SELECT line, 'on_hand', '{ON_HAND_MESSAGE}' FROM stock_feed WHERE {_BAD_ON_HAND}
+    SELECT line, 'on_hand', '{ON_HAND_MESSAGE}' FROM numbered WHERE {_BAD_ON_HAND}
 ) problems
 ORDER BY line, field
 LIMIT {MAX_PROBLEMS}
 """
 
-# the happy path's check: one scan for the values, the distinct locations against the
-# configured ones
-_ANY_PROBLEM = f"""
+# the happy path's checks: one scan for the values, then one hash of the feed's keys for
+# how many (location, sku) it names (fewer than its rows when it repeats some) and
+# whether a location is not configured
+_BAD_VALUES = f"""
 SELECT EXISTS (
     SELECT 1 FROM stock_feed
      WHERE {_not_identifier("location_id")} OR {_not_identifier("sku")} OR {_BAD_ON_HAND}
-) OR EXISTS (
-    SELECT 1 FROM (SELECT DISTINCT location_id FROM stock_feed) f
-     WHERE NOT EXISTS (SELECT 1 FROM locations l WHERE l.location_id = f.location_id)
 )
 """
+_KEYS = """
+SELECT coalesce(sum(k.keys), 0) AS keys, coalesce(bool_or(l.location_id IS NULL), false) AS unknown
+  FROM (SELECT location_id, count(*) AS keys
+          FROM (SELECT DISTINCT location_id, sku FROM stock_feed) distinct_keys
+         GROUP BY location_id) k
+  LEFT JOIN locations l ON l.location_id = k.location_id
+"""
 
-# the last line of a repeated (location, sku) wins; DISTINCT ON only when there are repeats
-_APPLY = """
+# the last line of a repeated (location, sku) wins (rows lie in line order)
+_LAST_OF_EACH = """(
+    SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand
+      FROM stock_feed ORDER BY location_id, sku, ctid DESC
+) last_lines"""
+
+# one join of the feed with the inventory: a level the snapshot does not change is not
+# written again (most of a daily feed), reservations are kept (PostgreSQL 15 and later)
+_MERGE = """
+MERGE INTO inventory i
+USING (SELECT location_id, sku, on_hand::integer AS on_hand FROM {source}) f
+   ON i.location_id = f.location_id AND i.sku = f.sku
+ WHEN MATCHED AND i.on_hand <> f.on_hand THEN
+      UPDATE SET on_hand = f.on_hand, updated_at = now()
+ WHEN NOT MATCHED THEN
+      INSERT (location_id, sku, on_hand, reserved, updated_at)
+      VALUES (f.location_id, f.sku, f.on_hand, 0, now())
+"""
+# before PostgreSQL 15, and when a row the MERGE would insert came meanwhile: one look-up
+# per row in the inventory's key
+_UPSERT = """
 INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at)
 SELECT location_id, sku, on_hand::integer, 0, now() FROM {source}
 ON CONFLICT (location_id, sku)
 DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
--- a level the snapshot does not change is not written again (most of a daily feed)
 WHERE inventory.on_hand IS DISTINCT FROM EXCLUDED.on_hand
 """
-_LAST_OF_EACH = """(
-    SELECT DISTINCT ON (location_id, sku) location_id, sku, on_hand
-      FROM stock_feed ORDER BY location_id, sku, line DESC
-) last_lines"""
 
 # an NDJSON line into the feed's columns; a line that is no JSON object gets NULLs (and
 # a `bad` mark that names it)
@@ -160,15 +193,18 @@ END $$
 
 async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind) -> int:
     async with db.transaction() as session:
+        # no identity column for the line numbers: a sequence call per row cost the COPY
+        # as much again
         await session.execute(
             text(
-                "CREATE TEMP TABLE stock_feed (line bigint GENERATED ALWAYS AS IDENTITY, "
-                "location_id text, sku text, on_hand text) ON COMMIT DROP"
+                "CREATE TEMP TABLE stock_feed (location_id text, sku text, on_hand text, "
+                "line bigint) ON COMMIT DROP"
             )
         )
         raw = await (await session.connection()).get_raw_connection()
         conn = raw.driver_connection
         assert conn is not None
+        await conn.execute(f"SET LOCAL work_mem = '{FEED_WORK_MEM}'")
         if kind == "csv":
             header = _HeaderCheck(chunks)
             try:
@@ -185,22 +221,32 @@ async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind)
         else:
             status = await _copy_ndjson(conn, chunks)
         rows = int(status.rsplit(" ", 1)[-1])
-        if await conn.fetchval(_ANY_PROBLEM, timeout=FEED_SECONDS):
+        bad = await conn.fetchval(_BAD_VALUES, timeout=FEED_SECONDS)
+        keys, unknown = await conn.fetchrow(_KEYS, timeout=FEED_SECONDS)
+        if bad or unknown:
             found = await conn.fetch(_PROBLEMS, timeout=FEED_SECONDS)
             line_offset = 1 if kind == "csv" else 0
             problems = [
                 Problem(int(r["line"]) + line_offset, r["field"], r["message"]) for r in found
             ]
             raise FeedRefused(problems, int(found[0]["total"]))
-        # a feed naming a (location, sku) twice cannot go in one INSERT ... ON CONFLICT:
-        # then its last line of each is applied (the check would cost every feed a sort)
-        await conn.execute("SAVEPOINT stock_apply", timeout=FEED_SECONDS)
-        try:
-            await conn.execute(_APPLY.format(source="stock_feed"), timeout=FEED_SECONDS)
-        except asyncpg.CardinalityViolationError:
-            await conn.execute("ROLLBACK TO SAVEPOINT stock_apply", timeout=FEED_SECONDS)
-            await conn.execute(_APPLY.format(source=_LAST_OF_EACH), timeout=FEED_SECONDS)
-        return rows
+        source = "stock_feed" if keys == rows else _LAST_OF_EACH
+        await _apply(conn, source)
+        return int(keys)
+
+
+async def _apply(conn: asyncpg.Connection, source: str) -> None:
+    if conn.get_server_version() < (15, 0):
+        await conn.execute(_UPSERT.format(source=source), timeout=FEED_SECONDS)
+        return
+    await conn.execute("SAVEPOINT stock_apply", timeout=FEED_SECONDS)
+    try:
+        await conn.execute(_MERGE.format(source=source), timeout=FEED_SECONDS)
+    except asyncpg.UniqueViolationError:
+        # another writer added one of the feed's new (location, sku) after the MERGE's
+        # join looked: the upsert takes it as it comes
+        await conn.execute("ROLLBACK TO SAVEPOINT stock_apply", timeout=FEED_SECONDS)
+        await conn.execute(_UPSERT.format(source=source), timeout=FEED_SECONDS)
 
 
 async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -> str:
@@ -249,16 +295,17 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
     if bad:
         problems = [Problem(int(r["line"]), "line", r["message"]) for r in bad]
         raise FeedRefused(problems, int(bad[0]["total"]))
-    # a JSON string id stays as it is; a number or other value is not an identifier
+    # a JSON string id stays as it is; a number or other value is not an identifier.
+    # Written in line order: a repeated (location, sku) keeps its last line by position
     return await conn.execute(
         """
-        INSERT INTO stock_feed (line, location_id, sku, on_hand) OVERRIDING SYSTEM VALUE
+        INSERT INTO stock_feed (line, location_id, sku, on_hand)
         SELECT line, CASE WHEN jsonb_typeof(doc->'location_id') = 'string'
                     THEN doc->>'location_id' ELSE coalesce(doc->>'location_id', '') || '?' END,
                CASE WHEN jsonb_typeof(doc->'sku') = 'string'
                     THEN doc->>'sku' ELSE coalesce(doc->>'sku', '') || '?' END,
                CASE WHEN jsonb_typeof(doc->'on_hand') = 'number' THEN doc->>'on_hand' END
-          FROM stock_docs
+          FROM stock_docs ORDER BY line
         """,
         timeout=FEED_SECONDS,
     )

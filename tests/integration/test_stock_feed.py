@@ -133,3 +133,67 @@ async def test_other_content_types_and_oversized_feeds_are_refused(stack: Stack)
         object.__setattr__(settings, "inventory_max_bytes", limit)
     assert status == 413 and body["error"]["code"] == "feed_too_large", body
     assert await on_hand(stack, sku) == {}
+
+
+async def test_a_repeated_key_keeps_its_last_line_even_when_that_changes_nothing(
+    stack: Stack,
+) -> None:
+    """PostgreSQL writes only the levels a feed changes: a (location, sku) whose earlier
+    line changes it and whose last line restores it must end at the last line."""
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    feed = (
+        "location_id,sku,on_hand\n"
+        f"WH-BERLIN,{sku},9\n"
+        f"WH-MUNICH,{sku},1\n"
+        f"WH-BERLIN,{sku},5\n"
+        f"WH-MUNICH,{sku},2\n"
+    )
+    status, body = await put_feed(stack, feed.encode(), "text/csv")
+    assert status == 200 and body["updated"] == 2, body
+    assert await on_hand(stack, sku) == {"WH-BERLIN": 5, "WH-MUNICH": 2}
+    rows = [
+        {"location_id": "WH-BERLIN", "sku": sku, "on_hand": 3},
+        {"location_id": "WH-BERLIN", "sku": sku, "on_hand": 5},
+    ]
+    feed = "\n".join(json.dumps(r) for r in rows)
+    status, body = await put_feed(stack, feed.encode(), "application/x-ndjson")
+    assert status == 200 and body["updated"] == 1, body
+    assert (await on_hand(stack, sku))["WH-BERLIN"] == 5
+
+
+async def test_an_unchanged_feed_keeps_levels_and_reservations(stack: Stack) -> None:
+    sku = unique_sku()
+    feed = f"location_id,sku,on_hand\nWH-BERLIN,{sku},6\nWH-MUNICH,{sku},4\n".encode()
+    status, body = await put_feed(stack, feed, "text/csv")
+    assert status == 200, body
+    assert await stack.store.inventory.reserve(
+        reservation_id=f"R-{sku}",
+        order_id=f"O-{sku}",
+        line_id="1",
+        location_id="WH-BERLIN",
+        sku=sku,
+        quantity=2,
+    )
+    status, body = await put_feed(stack, feed, "text/csv")
+    assert status == 200 and body["updated"] == 2, body
+    stock = {
+        r.location_id: (r.on_hand, r.reserved) for r in await stack.store.inventory.stock([sku])
+    }
+    assert stock == {"WH-BERLIN": (6, 2), "WH-MUNICH": (4, 0)}
+
+
+async def test_a_bad_line_deep_in_a_large_feed_is_named_by_its_number(stack: Stack) -> None:
+    """Line numbers are worked out only for a refused feed (PostgreSQL: from the order
+    COPY wrote the rows in, over many pages)."""
+    sku = unique_sku()
+    rows = 30_000
+    lines = [f"WH-BERLIN,{sku}-{i},{i % 7}" for i in range(rows)]
+    lines[25_000] = f"WH-BERLIN,{sku}-x,-1"  # file line 25,002 (after the header)
+    lines[29_999] = f"WH-NOWHERE,{sku}-y,1"  # file line 30,001
+    feed = ("location_id,sku,on_hand\n" + "\n".join(lines) + "\n").encode()
+    status, body = await put_feed(stack, feed, "text/csv")
+    assert status == 422, body
+    found = [(d["line"], d["field"]) for d in body["error"]["details"]]
+    assert found == [(25_002, "on_hand"), (30_001, "location_id")]
+    assert await stack.store.inventory.stock([f"{sku}-0"]) == []
