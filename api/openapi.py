@@ -297,6 +297,8 @@ class Operation:
     parameters: list[dict[str, Any]] = field(default_factory=list)
     errors: tuple[int, ...] = (400, 401, 403, 404, 503)
     public: bool = False
+    # more media types the body may have besides JSON (media type -> media object)
+    other_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 BODY_ERRORS = (400, 401, 403, 404, 413, 422, 503)
@@ -308,6 +310,34 @@ TEXT = {"type": "string"}
 # /docs: an HTML page; its files (api/docs.py): a style sheet, scripts, icons
 HTML = {"type": "string"}
 DOCS_FILE = {"type": "string", "format": "binary"}
+
+
+# PUT /v1/inventory: a stock snapshot of any size streamed as it is read (chunked
+# uploads too), applied whole or not at all
+_FEED = (
+    "streamed into the store as it arrives, at most OMS_INVENTORY_MAX_BYTES (413 "
+    "feed_too_large beyond); all of it is applied or, with any bad line, nothing: 422 "
+    "invalid_feed with `details` [{line, field, message}] (the first 100) and the count in "
+    "its message"
+)
+STOCK_FEEDS: dict[str, dict[str, Any]] = {
+    "text/csv": {
+        "schema": {
+            "type": "string",
+            "description": "a header line `location_id,sku,on_hand`, then one stock level a "
+            "line; " + _FEED,
+        },
+        "example": "location_id,sku,on_hand\nWH-BERLIN,SKU-1,12\nST-HAMBURG,SKU-1,0\n",
+    },
+    "application/x-ndjson": {
+        "schema": {
+            "type": "string",
+            "description": 'one JSON object a line, such as {"location_id": "WH-BERLIN", '
+            '"sku": "SKU-1", "on_hand": 12} (also as application/jsonl or '
+            "application/x-jsonlines); " + _FEED,
+        },
+    },
+}
 
 
 def _command(body: type[BaseModel], result: type[BaseModel], required: bool) -> Operation:
@@ -441,7 +471,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/shipments/{shipment_key}"): Operation(answers={200: WorkOrderOut}),
     ("GET", "/v1/documents/{document_id}"): Operation(answers={200: PDF}),
     ("PUT", "/v1/inventory"): Operation(
-        body=StockSnapshot, answers={200: Updated}, errors=(*BODY_ERRORS, 415)
+        body=StockSnapshot,
+        answers={200: Updated},
+        errors=(*BODY_ERRORS, 415),
+        other_bodies=STOCK_FEEDS,
     ),
     ("POST", "/v1/inventory/adjustments"): Operation(
         body=StockAdjustments, answers={200: Adjusted}, errors=BODY_ERRORS
@@ -628,6 +661,7 @@ def openapi_document(tables: Iterable[web.RouteTableDef]) -> dict[str, Any]:
         if op.body is not None or op.body_schema is not None:
             body = refs[(op.body, "validation")] if op.body is not None else op.body_schema
             operation["requestBody"] = {"required": op.body_required, "content": _content(body)}
+            operation["requestBody"]["content"].update(op.other_bodies)
         for status, answer in op.answers.items():
             model = _model(answer)
             schema = refs[(model, "serialization")] if model is not None else answer

@@ -13,9 +13,14 @@
    aiohttp test server over loopback; the HTTP p99 over the raw query's.
 3. Stock feed over HTTP: a `--feed-rows` CSV file (`location_id,sku,on_hand`) streamed
    with PUT /v1/inventory (text/csv) to the API run as its own process (`python -m
-   api.main`), against `psql` COPY of the same file into an unindexed table; the ratio is
-   raw seconds / API seconds. Then, with `--rss-rows`, a feed of that many rows while the
-   API's resident memory is sampled (peak RSS; the issue asks < 300 MB at 10M rows).
+   api.main`) three times: into an empty inventory (every row new), the same file again
+   (no level changes) and a file with other levels for the same keys (every level
+   changes). Beside them `psql` COPY of the same file into an unindexed table (the raw
+   figure) and into a table with the inventory's two indexes; the ratios are psql
+   seconds / API seconds. `--fillfactor` sets the inventory table's fillfactor first (room
+   for updates on their page: HOT, no new index entries). Then, with `--rss-rows`, a feed
+   of that many rows while the API's resident memory is sampled (peak RSS, and the
+   process's VmHWM; the issue asks < 300 MB at 10M rows).
 
 Everything runs in a throw-away database `oms_bench_<random>` created on the server of
 `--database-url` and dropped at the end. Stock and SKUs are random but seeded. Figures
