@@ -209,7 +209,7 @@ async def _load_copy(db: Database, chunks: AsyncIterator[bytes], kind: FeedKind)
             try:
                 status = await conn.copy_to_table(
                     "stock_feed",
-                    source=header.body(),
+                    source=_no_end_marker(header.body(), first_line=2),
                     columns=list(COLUMNS),
                     format="csv",
                     timeout=FEED_SECONDS,
@@ -258,7 +258,7 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
     try:
         await conn.copy_to_table(
             "stock_lines",
-            source=chunks,
+            source=_no_end_marker(chunks, first_line=1),
             columns=["doc"],
             format="csv",
             quote="\x01",
@@ -313,6 +313,35 @@ async def _copy_ndjson(conn: asyncpg.Connection, chunks: AsyncIterator[bytes]) -
         """,
         timeout=FEED_SECONDS,
     )
+
+
+# a line holding only `\\.`: COPY's end of data (PostgreSQL before 18 stops reading there
+# and would drop the rest of the feed without a word)
+_END_MARKER = re.compile(rb"\n\\\.(?=[\r\n])")
+
+
+async def _no_end_marker(chunks: AsyncIterator[bytes], *, first_line: int) -> AsyncIterator[bytes]:
+    """The chunks as they are; a line that is only `\\.` (also split across chunks, or
+    last) refuses the feed with its line number (`first_line`: the first chunk's)."""
+    # newlines passed, counting one before the first line; the last bytes seen
+    breaks, tail = 1, b"\n"
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        seen = tail + chunk
+        found = _END_MARKER.search(seen)
+        if found:
+            line = breaks - tail.count(b"\n") + seen.count(b"\n", 0, found.start() + 1)
+            raise _end_marker_at(line + first_line - 1)
+        breaks += chunk.count(b"\n")
+        tail = seen[-3:]
+        yield chunk
+    if tail.endswith(b"\n\\."):
+        raise _end_marker_at(breaks + first_line - 1)
+
+
+def _end_marker_at(line: int) -> FeedRefused:
+    return FeedRefused([Problem(line, "line", "a line that is only \\. is no stock level")], 1)
 
 
 def _copy_refused(err: asyncpg.PostgresError, *, offset: int) -> FeedRefused:

@@ -197,3 +197,35 @@ async def test_a_bad_line_deep_in_a_large_feed_is_named_by_its_number(stack: Sta
     found = [(d["line"], d["field"]) for d in body["error"]["details"]]
     assert found == [(25_002, "on_hand"), (30_001, "location_id")]
     assert await stack.store.inventory.stock([f"{sku}-0"]) == []
+
+
+async def test_an_end_of_copy_marker_line_refuses_the_feed(stack: Stack) -> None:
+    """A line holding only `\\.` ends COPY's input on PostgreSQL before 18: the lines after
+    it would be dropped without a word. The feed is refused with the line's number, also
+    when the marker is split across the upload's chunks or is the last line."""
+    sku = unique_sku()
+    await stack.set_stock([("WH-BERLIN", sku, 5)])
+    head = f"location_id,sku,on_hand\nWH-BERLIN,{sku},8\n"
+    feeds = [
+        [f"{head}\\.\nWH-MUNICH,{sku},3\n".encode()],
+        [f"{head}\\".encode(), f".\r\nWH-MUNICH,{sku},3\n".encode()],
+        [f"{head}\\.".encode()],
+    ]
+    for pieces in feeds:
+
+        async def chunks(pieces: list[bytes] = pieces) -> AsyncIterator[bytes]:
+            for piece in pieces:
+                yield piece
+
+        status, body = await put_feed(stack, chunks(), "text/csv")
+        assert status == 422, (pieces, body)
+        assert body["error"]["code"] == "invalid_feed"
+        assert [d["line"] for d in body["error"]["details"]] == [3], body
+        assert await on_hand(stack, sku) == {"WH-BERLIN": 5}
+
+    line = json.dumps({"location_id": "WH-MUNICH", "sku": sku, "on_hand": 3})
+    for feed in [f"\\.\n{line}\n", f"{line}\n\\.\n{line}\n"]:
+        status, body = await put_feed(stack, feed.encode(), "application/x-ndjson")
+        assert status == 422, (feed, body)
+        assert body["error"]["code"] == "invalid_feed"
+        assert await on_hand(stack, sku) == {"WH-BERLIN": 5}
