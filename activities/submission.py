@@ -165,27 +165,25 @@ class SubmissionActivities:
             await self._post(location_id, url, message, message["work_order_id"])
         if plan.transfer_to:
             await self.store.fulfillment.mark_work_order_sent(handover_work_order(plan))
-        webhook = messages[0][1] if messages[0][0] == plan.location_id else None
-        if (
-            await self.store.fulfillment.mark_work_order_sent(plan.work_order_id) == "CANCELLED"
-            and webhook
-        ):
-            # the cancel overtook this message on its way: the location hears of it at once
-            await self._post(
-                plan.location_id,
-                webhook,
-                {
-                    "type": "work_order_cancelled",
-                    "work_order_id": plan.work_order_id,
-                    "order_id": input.order_id,
-                    "channel_order_id": ids.channel_order_id(input.order_id),
-                    "location_id": plan.location_id,
-                    "shipment_key": plan.shipment_key,
-                    "line_ids": plan.line_ids,
-                    "reason": "cancelled while the work order was being sent",
-                },
-                f"{plan.work_order_id}:cancel:all",
-            )
+        if await self.store.fulfillment.mark_work_order_sent(plan.work_order_id) == "CANCELLED":
+            # the cancel overtook this message on its way: every location it went to (the
+            # warehouse and, for a transfer, the pickup store) hears of it at once
+            for location_id, url, message in messages:
+                await self._post(
+                    location_id,
+                    url,
+                    {
+                        "type": "work_order_cancelled",
+                        "work_order_id": message["work_order_id"],
+                        "order_id": input.order_id,
+                        "channel_order_id": ids.channel_order_id(input.order_id),
+                        "location_id": location_id,
+                        "shipment_key": message["shipment_key"],
+                        "line_ids": plan.line_ids,
+                        "reason": "cancelled while the work order was being sent",
+                    },
+                    f"{message['work_order_id']}:cancel:all",
+                )
         return SendWorkOrderResult(sent=True)
 
     @activity.defn(name="notify_work_order_cancelled")

@@ -1,6 +1,7 @@
 """The locations and sales channels as the availability read needs them, parsed once and
 kept for OMS_CONFIG_CACHE_SECONDS (default 2; then the next question is answered from
-them while one read refreshes them): a web shop's availability question costs
+them while one read refreshes them, up to twice that age; older, or 0, they are read
+again first): a web shop's availability question costs
 one stock query, not a read and a validation of every location. A change through this
 API process's PUT /v1/locations or /v1/sales-channels clears it at once; other API
 processes see a change within that many seconds."""
@@ -35,18 +36,20 @@ class ConfigCache:
         return self.seconds > 0 and time.monotonic() - at < self.seconds
 
     async def locations(self, store: Store) -> dict[str, LocationConfig]:
+        if self.seconds <= 0:  # no cache: every question reads the store
+            return await self._load(store)
         cached = self._locations
-        if cached is not None:
-            if not self._fresh(self._locations_at) and (
-                self._refresh is None or self._refresh.done()
-            ):
+        age = time.monotonic() - self._locations_at
+        if cached is not None and age < 2 * self.seconds:
+            if age >= self.seconds and (self._refresh is None or self._refresh.done()):
                 # stale: answered from what is here while one read refreshes it
                 self._refresh = asyncio.create_task(self._load(store))
                 # a failed refresh (the store away) is tried again by the next question
                 self._refresh.add_done_callback(lambda t: t.cancelled() or t.exception())
             return cached
+        # nothing here, or too old to answer with (no question came for a while): read
         async with self._lock:  # one read for the requests that find nothing together
-            if self._locations is not None:
+            if self._locations is not None and time.monotonic() - self._locations_at < self.seconds:
                 return self._locations
             return await self._load(store)
 
@@ -57,7 +60,8 @@ class ConfigCache:
             for loc in await store.config.locations()
         }
         if generation == self._generation:  # not cleared by a change meanwhile
-            self._locations, self._locations_at = parsed, time.monotonic()
+            if self.seconds > 0:
+                self._locations, self._locations_at = parsed, time.monotonic()
         return parsed
 
     async def channel(self, store: Store, channel_id: str) -> SalesChannelConfig | None:
@@ -67,7 +71,7 @@ class ConfigCache:
         generation = self._generation
         raw = await store.config.channel(channel_id)
         parsed = None if raw is None else SalesChannelConfig.model_validate(raw)
-        if generation == self._generation and len(self._channels) < 10_000:
+        if self.seconds > 0 and generation == self._generation and len(self._channels) < 10_000:
             self._channels[channel_id] = (time.monotonic(), parsed)
         return parsed
 

@@ -155,18 +155,25 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
 
     async def _run_to_the_end(self, *, resumed: bool) -> OrderOutcome:
         await self._lifecycle(resumed=resumed)
-        # notices, deliveries, a Temporal cancel and handlers finish before the order closes
-        await workflow.wait_condition(
-            lambda: (
+
+        def idle() -> bool:
+            return (
                 all(task.done() for task in self.notices)
                 and all(task.done() for task in self.deliveries.values())
                 and workflow.all_handlers_finished()
             )
-        )
-        for task in self.notices:
-            task.result()  # a failure in one of them fails the task, visibly
-        await self._flushed()  # the last status and events are in the store
-        return self._outcome()
+
+        while True:
+            # notices, deliveries, a Temporal cancel and handlers finish before the order
+            # closes
+            await workflow.wait_condition(idle)
+            for task in self.notices:
+                task.result()  # a failure in one of them fails the task, visibly
+            await self._flushed()  # the last status and events are in the store
+            # something that started during the write is waited for too (histories from
+            # before closed here)
+            if idle() or not workflow.patched(patches.IDLE_AFTER_FLUSH):
+                return self._outcome()
 
     def _outcome(self) -> OrderOutcome:
         return OrderOutcome(order_id=self.view.order_id, status=self.view.status, runs=self.runs)

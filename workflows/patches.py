@@ -40,3 +40,7 @@ RETURNS = "oms-10-returns"
 # once all are delivered), and the order upserts a search attribute only when its value
 # changes
 ROUND_TRIPS = "oms-13-round-trips"
+# issue 13: a notice, delivery or handler that starts while the order writes its last
+# projection is waited for before the order closes (asked only on that branch: an order
+# that is idle after its last write issues no marker)
+IDLE_AFTER_FLUSH = "oms-13-idle-after-flush"
