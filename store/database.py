@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,10 @@ def new_key_id() -> str:
     return "key_" + secrets.token_hex(8)
 
 
+# this task holds its process's SQLite write turn
+_WRITING: ContextVar[bool] = ContextVar("oms_sqlite_writing", default=False)
+
+
 class Database:
     """One engine and session factory; the repositories take it."""
 
@@ -83,7 +89,15 @@ class Database:
         tracing.instrument_engine(self.engine)  # a span per statement when tracing is on
         if self.is_sqlite:
             self._configure_sqlite()
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `sessions()` reads (on SQLite a deferred transaction: WAL readers never wait
+        # for the writer); `transaction()` writes
+        self.sessions = async_sessionmaker(
+            self.engine.execution_options(oms_read=True), expire_on_commit=False
+        )
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: this process's writers take turns here rather than on the database's
+        # busy timeout, whose waits back off up to 100 ms while the lock is long free
+        self._write_turn = asyncio.Lock()
 
     def _configure_sqlite(self) -> None:
         # SQLite allows one writer. Deferred transactions that read and then write can
@@ -102,7 +116,10 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a read takes no lock: with BEGIN IMMEDIATE every read (a key's check, an
+            # order's view) queued behind the worker's writes on the busy timeout
+            read = conn.get_execution_options().get("oms_read", False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     def insert(self, table: Table | Any) -> Any:
         """A dialect-specific INSERT that supports ON CONFLICT."""
@@ -112,8 +129,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
-            yield session
+        if not self.is_sqlite or _WRITING.get():
+            async with self._writes() as session, session.begin():
+                yield session
+            return
+        async with self._write_turn:
+            token = _WRITING.set(True)
+            try:
+                async with self._writes() as session, session.begin():
+                    yield session
+            finally:
+                _WRITING.reset(token)
 
     async def migrate(self) -> migrations.Upgrade:
         """Bring the schema to this release's Alembic head (store/migrations), carrying a

@@ -19,6 +19,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from activities import all_activities, metrics
 from oms import logs, tracing
 from store import Store
+from workers.bytecode import keep_compiled_modules, remove_compiled_modules
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
 from workers.search_attributes import ensure_search_attributes
@@ -44,6 +45,7 @@ def build_worker(
     asked to stop (serve() passes OMS_GRACEFUL_SHUTDOWN_SECONDS). Its capacity comes from
     the OMS_WORKER_* settings (Settings.worker_tuning): slots per kind of task, the sticky
     cache and the pollers; several such processes share the task queue."""
+    keep_compiled_modules()
     tuning = settings.worker_tuning()
     return Worker(
         client,
@@ -191,6 +193,7 @@ def main() -> None:
         asyncio.run(run())
     finally:
         tracing.shutdown()  # the spans still queued (os._exit skips exit handlers)
+        remove_compiled_modules()
     # the worker has shut down cleanly; leave without the interpreter's teardown, which
     # can crash (SIGSEGV) while the SDK's native threads still wind down their
     # connections to an unreachable Temporal, turning a clean stop into exit code -11

@@ -98,12 +98,18 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
             self.approvals.config = {r.reason: r for r in self.channel.approval_reasons}
         # decided once per run, before any handler runs: histories recorded before a
         # change keep the old path (workflows/patches.py)
-        self.guarded = workflow.patched(patches.TERMINAL_GUARD)
-        self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
-        self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
-        self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
-        self.returns_enabled = workflow.patched(patches.RETURNS)
-        self.round_trips = workflow.patched(patches.ROUND_TRIPS)
+        if workflow.patched(patches.BASELINE_13):
+            # one marker for every change up to issue 13 (each marker costs the history
+            # two events: the marker and a TemporalChangeVersion upsert)
+            self.guarded = self.abandon_children = self.partners_apart = True
+            self.stage_holds = self.returns_enabled = self.round_trips = True
+        else:
+            self.guarded = workflow.patched(patches.TERMINAL_GUARD)
+            self.abandon_children = workflow.patched(patches.ABANDONED_CHILDREN)
+            self.partners_apart = workflow.patched(patches.PARTNERS_OUTSIDE_LOCK)
+            self.stage_holds = workflow.patched(patches.STAGE_FAILURES)
+            self.returns_enabled = workflow.patched(patches.RETURNS)
+            self.round_trips = workflow.patched(patches.ROUND_TRIPS)
         self.publish_due = False
         self.publish_approvals = False
         self.search_due = False

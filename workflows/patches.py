@@ -44,3 +44,7 @@ ROUND_TRIPS = "oms-13-round-trips"
 # projection is waited for before the order closes (asked only on that branch: an order
 # that is idle after its last write issues no marker)
 IDLE_AFTER_FLUSH = "oms-13-idle-after-flush"
+# issue 13: an order started now takes every change above (terminal guard to round trips)
+# on this one marker instead of six (each marker is two history events: the marker and a
+# TemporalChangeVersion upsert); orders started before keep asking for each on its own
+BASELINE_13 = "oms-13-baseline"

@@ -541,6 +541,16 @@ async def delivered_in_fewer_round_trips(stack: Stack) -> str:
     return order_id
 
 
+@scenario("delivered_on_one_patch_marker")
+async def delivered_on_one_patch_marker(stack: Stack) -> str:
+    """The plain path of an order that takes every change to issue 13 on one patch marker
+    (oms-13-baseline) instead of one per change."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
 @scenario("transferred")
 async def transferred(stack: Stack) -> str:
     """Click and collect from a warehouse: transfer picked, shipped, received at the
