@@ -7,6 +7,7 @@ steps, so a retry after a crash changes nothing twice.
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.service import RPCError, RPCStatusCode
 
 from store import Store
 from workflows.fulfillment import fulfillment_workflow_id
@@ -18,7 +19,27 @@ from workflows.model import (
     RecordShipInput,
     RecordTransferReceiptInput,
     ReleaseInput,
+    TellsOrder,
 )
+
+
+async def tell_order(input: TellsOrder) -> None:
+    """Signal the order this step's progress once the store has it (a retry signals
+    again: the order applies each step of a release once)."""
+    if input.progress is None or input.order_workflow_id is None:
+        return
+    # by workflow id: after a continue-as-new the order's newest run gets it
+    order = activity.client().get_workflow_handle(input.order_workflow_id)
+    try:
+        await order.signal("fulfillment_progress", input.progress)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # the order was terminated (or has ended): nobody to tell; the reservation
+        # reconciler settles this release's stock
+        activity.logger.warning(
+            "order %s did not take %s: %s", input.order_workflow_id, input.progress.kind, err
+        )
 
 
 class FulfillmentActivities:
@@ -40,6 +61,7 @@ class FulfillmentActivities:
             at=input.at,
             handover=(f.handover_key, f.transfer_to) if f.transfer_to else None,
         )
+        await tell_order(input)
 
     @activity.defn(name="record_pick")
     async def record_pick(self, input: RecordPickInput) -> None:
@@ -52,6 +74,7 @@ class FulfillmentActivities:
         await self.store.fulfillment.record_pick(
             f.shipment_key, input.picked, f.handover_key if f.transfer_to else None
         )
+        await tell_order(input)
 
     @activity.defn(name="record_ship")
     async def record_ship(self, input: RecordShipInput) -> None:
@@ -61,11 +84,13 @@ class FulfillmentActivities:
         await self.store.fulfillment.record_ship(
             input.fulfillment.shipment_key, input.carrier, input.tracking_number
         )
+        await tell_order(input)
 
     @activity.defn(name="record_transfer_receipt")
     async def record_transfer_receipt(self, input: RecordTransferReceiptInput) -> None:
         f = input.fulfillment
         await self.store.fulfillment.record_transfer_receipt(f.shipment_key, f.handover_key)
+        await tell_order(input)
 
     @activity.defn(name="record_delivery")
     async def record_delivery(self, input: RecordDeliveryInput) -> None:
@@ -74,10 +99,12 @@ class FulfillmentActivities:
         await self.store.fulfillment.record_delivery(
             f.handover_key if f.transfer_to else f.shipment_key
         )
+        await tell_order(input)
 
     @activity.defn(name="record_returned_to_sender")
     async def record_returned_to_sender(self, input: RecordReturnedToSenderInput) -> None:
         await self.store.fulfillment.record_returned_to_sender(input.fulfillment.shipment_key)
+        await tell_order(input)
 
     @activity.defn(name="cancel_release")
     async def cancel_release(self, input: CancelReleaseInput) -> None:
@@ -91,3 +118,4 @@ class FulfillmentActivities:
             input.line_ids,
             f.handover_key if f.transfer_to else None,
         )
+        await tell_order(input)

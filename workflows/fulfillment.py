@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         FulfillmentProgress,
         FulfillmentResult,
         PickReport,
+        ProgressKind,
         ReceiveTransferReport,
         RecordDeliveryInput,
         RecordPickInput,
@@ -59,17 +61,23 @@ class FulfillmentWorkflow:
         self.cancelled: set[str] = set()
         # progress for the order, sent in order by one task while the release goes on
         # (histories from before waited for each signal's delivery)
-        self.async_progress = workflow.patched(patches.ROUND_TRIPS)
+        # the order hears of each step from the step's activity (no signal from here,
+        # whose delivery cost this workflow a task per step); histories from before sent
+        # it from here, in order by one task (or waited for each signal's delivery)
+        self.progress_by_activity = workflow.patched(patches.PROGRESS_FROM_ACTIVITIES)
+        self.async_progress = self.progress_by_activity or workflow.patched(patches.ROUND_TRIPS)
         self.outbox: list[FulfillmentProgress] = []
         self.sender: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, input: FulfillmentInput) -> FulfillmentResult:
         workflow.set_current_details(f"releasing to {input.location_id}")
+        released = self._progress("released", {line.line_id: line.quantity for line in input.lines})
         await activity_calls.run(
-            "release_work_order", ReleaseInput(fulfillment=input, at=workflow.now())
+            "release_work_order",
+            ReleaseInput(fulfillment=input, at=workflow.now(), **self._told(released)),
         )
-        await self._tell_parent("released", {line.line_id: line.quantity for line in input.lines})
+        await self._tell_parent(released)
 
         workflow.set_current_details(f"waiting for the pick report of {input.shipment_key}")
         await self._wait(lambda: self.pick_report is not None, lambda: bool(self._live_lines()))
@@ -77,24 +85,32 @@ class FulfillmentWorkflow:
             assert self.pick_report is not None
             reported = {p.line_id: p.picked_quantity for p in self.pick_report.lines}
             self.picked = {lid: reported.get(lid, 0) for lid in self._live_lines()}
-            await activity_calls.run(
-                "record_pick", RecordPickInput(fulfillment=input, picked=self.picked)
-            )
-            self.status = ShipmentStatus.PICKED
             ordered = {line.line_id: line.quantity for line in input.lines}
-            await self._tell_parent(
+            picked = self._progress(
                 "picked",
                 self.picked,
                 backordered={
                     lid: ordered[lid] - q for lid, q in self.picked.items() if q < ordered[lid]
                 },
             )
+            await activity_calls.run(
+                "record_pick",
+                RecordPickInput(fulfillment=input, picked=self.picked, **self._told(picked)),
+            )
+            self.status = ShipmentStatus.PICKED
+            await self._tell_parent(picked)
         if self._shippable():
             workflow.set_current_details(f"packing {input.shipment_key}, waiting for ship")
             await self._wait(lambda: self.ship_report is not None, self._shippable)
         shipped = {lid: self.picked[lid] for lid in self._live_lines() if self.picked.get(lid)}
         if shipped:
             assert self.ship_report is not None
+            progress = self._progress(
+                "in_transfer" if input.transfer_to else "shipped",
+                shipped,
+                carrier=self.ship_report.carrier,
+                tracking_number=self.ship_report.tracking_number,
+            )
             await activity_calls.run(
                 "record_ship",
                 RecordShipInput(
@@ -102,15 +118,11 @@ class FulfillmentWorkflow:
                     shipped=shipped,
                     carrier=self.ship_report.carrier,
                     tracking_number=self.ship_report.tracking_number,
+                    **self._told(progress),
                 ),
             )
             self.status = ShipmentStatus.SHIPPED
-            await self._tell_parent(
-                "in_transfer" if input.transfer_to else "shipped",
-                shipped,
-                carrier=self.ship_report.carrier,
-                tracking_number=self.ship_report.tracking_number,
-            )
+            await self._tell_parent(progress)
         if shipped and input.transfer_to:
             await self._transfer(shipped, input.transfer_to)
         elif shipped:
@@ -122,18 +134,25 @@ class FulfillmentWorkflow:
                 lambda: self.delivery_report is not None or self.returned_report is not None
             )
             if self.delivery_report is None:
+                progress = self._progress("returned_to_sender", shipped)
                 await activity_calls.run(
                     "record_returned_to_sender",
-                    RecordReturnedToSenderInput(fulfillment=input, returned=shipped),
+                    RecordReturnedToSenderInput(
+                        fulfillment=input, returned=shipped, **self._told(progress)
+                    ),
                 )
                 self.status = ShipmentStatus.RETURNED_TO_SENDER
-                await self._tell_parent("returned_to_sender", shipped)
+                await self._tell_parent(progress)
             else:
+                progress = self._progress("delivered", shipped)
                 await activity_calls.run(
-                    "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+                    "record_delivery",
+                    RecordDeliveryInput(
+                        fulfillment=input, delivered=shipped, **self._told(progress)
+                    ),
                 )
                 self.status = ShipmentStatus.DELIVERED
-                await self._tell_parent("delivered", shipped)
+                await self._tell_parent(progress)
         elif self.status == ShipmentStatus.PICKED:
             self.status = ShipmentStatus.BACKORDERED  # nothing found: all re-routed
         else:
@@ -163,21 +182,24 @@ class FulfillmentWorkflow:
             f"{input.shipment_key} in transfer to {store}, waiting for its receipt"
         )
         await workflow.wait_condition(lambda: self.receipt_report is not None)
+        progress = self._progress("ready_for_pickup", shipped)
         await activity_calls.run(
             "record_transfer_receipt",
-            RecordTransferReceiptInput(fulfillment=input, received=shipped),
+            RecordTransferReceiptInput(fulfillment=input, received=shipped, **self._told(progress)),
         )
         self.status = ShipmentStatus.READY_FOR_PICKUP
-        await self._tell_parent("ready_for_pickup", shipped)
+        await self._tell_parent(progress)
         workflow.set_current_details(
             f"{input.handover_key} ready for pickup at {store}, waiting for the hand-over"
         )
         await workflow.wait_condition(lambda: self.delivery_report is not None)
+        progress = self._progress("delivered", shipped)
         await activity_calls.run(
-            "record_delivery", RecordDeliveryInput(fulfillment=input, delivered=shipped)
+            "record_delivery",
+            RecordDeliveryInput(fulfillment=input, delivered=shipped, **self._told(progress)),
         )
         self.status = ShipmentStatus.DELIVERED
-        await self._tell_parent("delivered", shipped)
+        await self._tell_parent(progress)
 
     async def _wait(self, reported: Callable[[], bool], needed: Callable[[], bool]) -> None:
         """Wait for a store report while it is still `needed`, applying the parent's
@@ -199,11 +221,14 @@ class FulfillmentWorkflow:
         # gone before the activity runs, so a ship report from now on cannot include them
         self.cancelled.update(line_ids)
         reason = "; ".join(r.reason for r in requests if r.reason)
+        progress = self._progress("cancelled", {lid: 1 for lid in line_ids})
         await activity_calls.run(
             "cancel_release",
-            CancelReleaseInput(fulfillment=self.input, line_ids=line_ids, reason=reason),
+            CancelReleaseInput(
+                fulfillment=self.input, line_ids=line_ids, reason=reason, **self._told(progress)
+            ),
         )
-        await self._tell_parent("cancelled", {lid: 1 for lid in line_ids})
+        await self._tell_parent(progress)
 
     def _shippable(self) -> bool:
         return any(self.picked.get(lid) for lid in self._live_lines())
@@ -211,18 +236,20 @@ class FulfillmentWorkflow:
     def _live_lines(self) -> list[str]:
         return [lid for lid in self.line_ids if lid not in self.cancelled]
 
-    async def _tell_parent(
+    def _progress(
         self,
-        kind: str,
+        kind: ProgressKind,
         quantities: dict[str, int],
         *,
         backordered: dict[str, int] | None = None,
         carrier: str | None = None,
         tracking_number: str | None = None,
-    ) -> None:
+    ) -> FulfillmentProgress | None:
+        """What the order is told of a step (nothing without an order: a release started
+        on its own)."""
         if workflow.info().parent is None:
-            return
-        progress = FulfillmentProgress(
+            return None
+        return FulfillmentProgress(
             release_key=self.input.release_key,
             shipment_key=self.input.shipment_key,
             location_id=self.input.location_id,
@@ -232,6 +259,19 @@ class FulfillmentWorkflow:
             carrier=carrier,
             tracking_number=tracking_number,
         )
+
+    def _told(self, progress: FulfillmentProgress | None) -> dict[str, Any]:
+        """The step activity's fields that make it signal the order once the store has
+        the step."""
+        parent = workflow.info().parent
+        if not self.progress_by_activity or progress is None or parent is None:
+            return {}
+        return {"progress": progress, "order_workflow_id": parent.workflow_id}
+
+    async def _tell_parent(self, progress: FulfillmentProgress | None) -> None:
+        """Histories from before the step's activity told the order: signal it from here."""
+        if progress is None or self.progress_by_activity:
+            return
         if not self.async_progress:
             await self._signal_parent(progress)
             return

@@ -950,57 +950,6 @@ class FulfillmentResult(BaseModel):
     cancelled: bool = False
 
 
-class ReleaseInput(BaseModel):
-    fulfillment: FulfillmentInput
-    at: datetime
-
-
-class RecordPickInput(BaseModel):
-    fulfillment: FulfillmentInput
-    picked: dict[str, int]
-
-
-class RecordShipInput(BaseModel):
-    fulfillment: FulfillmentInput
-    shipped: dict[str, int]
-    carrier: str
-    tracking_number: str
-
-
-class ReceiveTransferReport(_Strict):
-    """The pickup store has the transferred units (its scan of the parcel)."""
-
-    received_at: datetime | None = None
-
-
-class RecordTransferReceiptInput(BaseModel):
-    fulfillment: FulfillmentInput
-    received: dict[str, int]
-
-
-class RecordDeliveryInput(BaseModel):
-    fulfillment: FulfillmentInput
-    delivered: dict[str, int]
-
-
-class RecordReturnedToSenderInput(BaseModel):
-    fulfillment: FulfillmentInput
-    returned: dict[str, int]
-
-
-class CancelReleaseInput(BaseModel):
-    fulfillment: FulfillmentInput
-    line_ids: list[str]
-    reason: str
-
-
-class CancelLinesInput(BaseModel):
-    """Parent to fulfillment child: stop work on these lines if not shipped yet."""
-
-    line_ids: list[str]
-    reason: str = ""
-
-
 class FulfillmentProgress(BaseModel):
     """Signal from a fulfillment child to its order: what happened at the location."""
 
@@ -1014,6 +963,66 @@ class FulfillmentProgress(BaseModel):
     backordered: dict[str, int] = Field(default_factory=dict)
     carrier: str | None = None
     tracking_number: str | None = None
+
+
+class TellsOrder(BaseModel):
+    """A release's step whose activity tells the order of it (the `fulfillment_progress`
+    signal sent once the store is written; patch oms-13-progress-from-activities): no
+    signal from the release's workflow, whose delivery cost it a workflow task."""
+
+    progress: FulfillmentProgress | None = None
+    order_workflow_id: str | None = None
+
+
+class ReleaseInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    at: datetime
+
+
+class RecordPickInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    picked: dict[str, int]
+
+
+class RecordShipInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    shipped: dict[str, int]
+    carrier: str
+    tracking_number: str
+
+
+class ReceiveTransferReport(_Strict):
+    """The pickup store has the transferred units (its scan of the parcel)."""
+
+    received_at: datetime | None = None
+
+
+class RecordTransferReceiptInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    received: dict[str, int]
+
+
+class RecordDeliveryInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    delivered: dict[str, int]
+
+
+class RecordReturnedToSenderInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    returned: dict[str, int]
+
+
+class CancelReleaseInput(TellsOrder):
+    fulfillment: FulfillmentInput
+    line_ids: list[str]
+    reason: str
+
+
+class CancelLinesInput(BaseModel):
+    """Parent to fulfillment child: stop work on these lines if not shipped yet."""
+
+    line_ids: list[str]
+    reason: str = ""
 
 
 NoticeKind = Literal["request", "withdraw"]

@@ -48,3 +48,8 @@ IDLE_AFTER_FLUSH = "oms-13-idle-after-flush"
 # on this one marker instead of six (each marker is two history events: the marker and a
 # TemporalChangeVersion upsert); orders started before keep asking for each on its own
 BASELINE_13 = "oms-13-baseline"
+# issue 13: a release's step tells the order from the step's activity (it signals
+# `fulfillment_progress` once the store has the step) instead of from the release's
+# workflow, whose signal's delivery cost the release a workflow task per step; a release
+# with this marker needs no other (it takes round trips' ordering as well)
+PROGRESS_FROM_ACTIVITIES = "oms-13-progress-from-activities"

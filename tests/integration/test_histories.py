@@ -551,6 +551,16 @@ async def delivered_on_one_patch_marker(stack: Stack) -> str:
     return order_id
 
 
+@scenario("progress_from_activities")
+async def progress_from_activities(stack: Stack) -> str:
+    """The plain path once each step's activity signals the order (patch
+    oms-13-progress-from-activities): the release sends no signal itself."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
 @scenario("transferred")
 async def transferred(stack: Stack) -> str:
     """Click and collect from a warehouse: transfer picked, shipped, received at the

@@ -428,19 +428,21 @@ class Chaos:
             history = await client.get_workflow_handle(
                 fulfillment_workflow_id(order_id, seq)
             ).fetch_history()
-            sent = [
-                e.signal_external_workflow_execution_initiated_event_attributes
-                for e in history.events
-                if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
-                and e.signal_external_workflow_execution_initiated_event_attributes.signal_name
-                == "fulfillment_progress"
-            ]
+            # each step's activity carries the progress it signals to the order once done
+            sent: list[FulfillmentProgress] = []
+            for e in history.events:
+                if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                    continue
+                scheduled = history.events[
+                    e.activity_task_completed_event_attributes.scheduled_event_id - 1
+                ].activity_task_scheduled_event_attributes
+                [step] = await client.data_converter.decode(list(scheduled.input.payloads), [dict])
+                if step.get("progress"):
+                    sent.append(FulfillmentProgress.model_validate(step["progress"]))
             if not sent:
                 answer, what = "nothing-sent-yet", f"release {seq}"
             else:
-                [progress] = await client.data_converter.decode(
-                    list(sent[pick % len(sent)].input.payloads), [FulfillmentProgress]
-                )
+                progress = sent[pick % len(sent)]
                 what = f"{progress.kind} of {progress.shipment_key} {progress.quantities}" + (
                     f" backordered {progress.backordered}" if progress.backordered else ""
                 )

@@ -42,6 +42,7 @@ QUIET = {
     E.EVENT_TYPE_MARKER_RECORDED,
     E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
     E.EVENT_TYPE_TIMER_STARTED,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,  # a report answered: nothing in flight
 }
 TASK_OUTCOMES = {
     E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
@@ -163,15 +164,15 @@ async def cancel_delivered(own: Stack, order_id: str) -> None:
 
 
 async def reported(own: Stack, release_id: str, reports: int) -> None:
-    """The release has delivered `reports` progress signals to the order and is idle.
-    (Watched on the release: the order's history does not show signals that arrive while
-    its failed workflow task waits for a retry.)"""
+    """The release has delivered `reports` progress signals to the order and is idle: each
+    step's activity signals the order before it completes. (Watched on the release: the
+    order's history does not show signals that arrive while its failed workflow task waits
+    for a retry.)"""
     await wait_history(
         own,
         release_id,
         lambda h: (
-            [e.event_type for e in h].count(E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED)
-            >= reports
+            [e.event_type for e in h].count(E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) >= reports
             and idle(h)
         ),
         f"{reports} reports delivered to the order",
