@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy import Engine
     from temporalio.client import Interceptor
 
     from workers.settings import Settings
@@ -308,7 +308,7 @@ def client_trace_configs(partner: str) -> list[aiohttp.TraceConfig]:
 # --- the store -----------------------------------------------------------------------
 
 
-def instrument_engine(engine: AsyncEngine) -> None:
+def instrument_engine(engine: Engine) -> None:
     """A span per statement the engine runs (SQLAlchemy instrumentation), when on."""
     chosen = tracer("opentelemetry.instrumentation.sqlalchemy")
     if chosen is None:
@@ -319,4 +319,4 @@ def instrument_engine(engine: AsyncEngine) -> None:
     # per engine (no global patching of create_engine); connection-pool usage is a
     # metric, and metrics are Prometheus' business here
     unused = NoOpMeter("oms").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(chosen, engine.sync_engine, unused)
+    EngineTracer(chosen, engine, unused)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from store.database import Database, utcnow
 from store.tables import Approval, Document, Order, OrderEvent, OrderLine, Return
@@ -189,16 +190,17 @@ class OrderRepository:
         writes: a projection older than the stored view (a late or retried attempt) leaves
         status, lines, approvals and view alone; its events are still recorded (they are
         keyed by their sequence number, so a repeat adds nothing)."""
-        async with self.db.transaction() as session:
+
+        def write(session: Session) -> None:
             if view is None:
                 current = True
-                await session.execute(
+                session.execute(
                     update(Order)
                     .where(Order.order_id == order_id)
                     .values(status=status, updated_at=updated_at)
                 )
             else:
-                written = await session.execute(
+                written = session.execute(
                     update(Order)
                     .where(
                         Order.order_id == order_id,
@@ -208,7 +210,7 @@ class OrderRepository:
                 )
                 current = written.rowcount == 1  # type: ignore[attr-defined]
             for line in lines if current else []:
-                await session.execute(
+                session.execute(
                     update(OrderLine)
                     .where(OrderLine.order_id == order_id, OrderLine.line_id == line.line_id)
                     .values(
@@ -218,7 +220,7 @@ class OrderRepository:
                     )
                 )
             if events:
-                await session.execute(
+                session.execute(
                     self.db.insert(OrderEvent)
                     .values(
                         [
@@ -244,7 +246,9 @@ class OrderRepository:
                     .values(order_id=order_id, reason=approval["reason"], **values)
                     .on_conflict_do_update(index_elements=["order_id", "reason"], set_=values)
                 )
-                await session.execute(stmt)
+                session.execute(stmt)
+
+        await self.db.write(write)
 
     async def events(self, order_id: str) -> list[tuple[int, datetime, str, str]]:
         async with self.db.sessions() as session:
