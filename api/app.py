@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +27,7 @@ from api import (
 )
 from api.auth import auth_middleware
 from api.config_cache import CONFIG_CACHE, ConfigCache
-from api.context import SETTINGS, STORE, TEMPORAL
+from api.context import DIRECT_READS, SETTINGS, STORE, TEMPORAL
 from api.dependencies import (
     STORE_COMMAND_SECONDS,
     STORE_CONNECT_SECONDS,
@@ -41,6 +42,7 @@ from api.metrics import METRICS, ApiMetrics, exposition, metrics_middleware
 from api.openapi import openapi_document
 from oms import tracing
 from store import Store
+from store.direct import DirectReads
 from workers.client import connect, open_store_with_retry, with_backoff
 from workers.seed import API_KEYS as DEMO_API_KEYS
 from workers.settings import Settings
@@ -110,6 +112,20 @@ async def metrics(request: web.Request) -> web.Response:
     return await exposition(request.app[METRICS], request.app[STORE])
 
 
+async def freeze_heap(app: web.Application) -> None:
+    """What is alive once the app has started (modules, routes, the store's engine, the
+    clients) is kept out of the garbage collector's way from then on: a full collection
+    walks only what came after (a few ms) instead of every object of the process (about
+    100 ms on a small machine: the pauses behind availability's p99 of 127 ms). Thawed at
+    cleanup, so a process that runs several apps one after another (the tests) can free
+    what each left."""
+    gc.freeze()
+
+
+async def thaw_heap(app: web.Application) -> None:
+    gc.unfreeze()
+
+
 class StartupRefused(Exception):
     """The API must not serve with this store and these settings (production mode)."""
 
@@ -177,10 +193,19 @@ def init_app(
             app[STORE] = store
         try:
             await bootstrap_keys(app[STORE], settings)
+            direct = DirectReads.open(
+                app[STORE].db,
+                connect_timeout=STORE_CONNECT_SECONDS,
+                command_timeout=STORE_COMMAND_SECONDS,
+                pool_timeout=STORE_POOL_SECONDS,
+            )
         except BaseException:  # refused, or the store failed: close what was opened
             for resource in owned:
                 await resource.close()
             raise
+        if direct is not None:
+            app[DIRECT_READS] = direct
+            owned.insert(0, direct)  # closed before the store
         if client is not None:
             app[TEMPORAL] = client
         else:
@@ -203,6 +228,8 @@ def init_app(
             await resource.close()
 
     app.cleanup_ctx.append(resources)
+    app.on_startup.append(freeze_heap)  # after the resources above
+    app.on_cleanup.append(thaw_heap)
     app.on_response_prepare.append(no_server_banner)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from activities.availability import channel_atp, safety_buffer, serves
+from activities.availability import serves
 from api import query, receivers
 from api.auth import require
 from api.config_cache import CONFIG_CACHE
-from api.context import SETTINGS, STORE
+from api.context import DIRECT_READS, SETTINGS, STORE
 from api.errors import ApiError, parse, read_json
 from api.schemas import LocationConfigIn, SalesChannelConfigIn
 from store import ingest
@@ -22,6 +24,7 @@ from workflows.model import Identifier, LocationConfig, SalesChannelConfig
 routes = web.RouteTableDef()
 
 MAX_AVAILABILITY_SKUS = 200  # one availability question names at most this many skus
+NO_CHANNEL = SalesChannelConfig(channel_id="-")  # availability without a channel: plain ATP
 
 
 class StockLevel(BaseModel):
@@ -175,44 +178,36 @@ async def availability(request: web.Request) -> web.Response:
         channel_id = principal.identity
     store = request.app[STORE]
     cache = request.app[CONFIG_CACHE]
-    channel = SalesChannelConfig(channel_id="-")  # no channel: plain ATP
+    channel = NO_CHANNEL  # plain ATP
     if channel_id:
         # a malformed id is simply not found (channel ids are at most 64 characters)
         found = await cache.channel(store, channel_id) if len(channel_id) <= 64 else None
         if found is None:
             raise ApiError(404, "sales_channel_not_found", f"no sales channel {channel_id[:64]}")
         channel = found
-    locations = await cache.locations(store)
-    rows = await store.inventory.stock(skus)
-    result: list[dict[str, object]] = []
+    view = await cache.view(store, channel)
+    stock = await stock_rows(request, skus)
+    # the answer's JSON as json.dumps would write it (ChannelView.answer)
+    items = []
     for sku in skus:
-        visible = [
-            r
-            for r in rows
-            if r.sku == sku
-            and r.location_id in locations
-            and serves(locations[r.location_id], channel)
-        ]
-        atps = [
-            channel_atp(locations[r.location_id], channel, r.on_hand, r.reserved) for r in visible
-        ]
-        result.append(
-            {
-                "sku": sku,
-                "atp": sum(atps),
-                "locations": [
-                    {
-                        "location_id": r.location_id,
-                        "on_hand": r.on_hand,
-                        "reserved": r.reserved,
-                        "buffer": safety_buffer(locations[r.location_id], channel),
-                        "atp": atp,
-                    }
-                    for r, atp in zip(visible, atps, strict=True)
-                ],
-            }
-        )
-    return web.json_response({"sales_channel": channel_id, "items": result})
+        total, entries = view.answer(stock.get(sku, ()))
+        items.append(f'{{"sku": {json.dumps(sku)}, "atp": {total}, "locations": {entries}}}')
+    body = f'{{"sales_channel": {json.dumps(channel_id)}, "items": [{", ".join(items)}]}}'
+    return web.Response(text=body, content_type="application/json")
+
+
+async def stock_rows(
+    request: web.Request, skus: list[str]
+) -> Mapping[str, Sequence[Sequence[Any]]]:
+    """Each SKU's stock rows as (location_id, on_hand, reserved): on PostgreSQL one
+    statement on the API's direct pool (store/direct.py), on SQLite the repository."""
+    direct = request.app.get(DIRECT_READS)
+    if direct is not None:
+        return await direct.stock(skus)
+    found: dict[str, list[tuple[str, int, int]]] = {}
+    for row in await request.app[STORE].inventory.stock(skus):
+        found.setdefault(row.sku, []).append((row.location_id, row.on_hand, row.reserved))
+    return found
 
 
 @routes.get("/v1/locations")

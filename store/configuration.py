@@ -276,7 +276,12 @@ class KeyNotRotatable(Exception):
 
 
 def _active(row: ApiKey, now: datetime) -> bool:
-    return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
+    return key_works(row.revoked_at, row.expires_at, now)
+
+
+def key_works(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    """Not revoked, and not past the overlap of a rotation (store/direct.py asks too)."""
+    return revoked_at is None and (expires_at is None or expires_at > now)
 
 
 def shown_tail(key: str) -> str | None:
