@@ -588,7 +588,7 @@ async def bench_availability(
     print(
         "   HTTP: init_app() with its middlewares (errors, metrics, input checks, the key\n"
         "   looked up on every request) over loopback; the answer read whole by the client\n"
-        "   (the last row also parses it: the client's cost, ~0.7 ms for 80 KB here); the\n"
+        "   (the last row also parses it with json.loads: the client's own cost); the\n"
         "   Temporal client is a placeholder object (availability does not use it; no\n"
         "   Temporal server runs).\n"
         "   gen2 GCs: full Python garbage collections during the timed calls (each one pauses\n"
