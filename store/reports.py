@@ -19,7 +19,9 @@ from sqlalchemy.sql import ColumnElement
 from store.database import Database
 from store.tables import Approval, Order, OrderEvent, Shipment
 
-SHIPPED_EVENTS = ("status_partially_shipped", "status_shipped")
+# a click-and-collect order sourced by a transfer is not SHIPPED to the customer: its
+# units are on their way to her once they wait at the pickup store
+SHIPPED_EVENTS = ("status_partially_shipped", "status_shipped", "status_ready_for_pickup")
 DELIVERED_EVENTS = ("status_delivered",)
 BACKORDER_EVENTS = ("shipment_picked", "backorder_waiting")
 PERCENTILES = (0.5, 0.9)

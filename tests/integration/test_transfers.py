@@ -262,6 +262,13 @@ async def test_click_and_collect_from_a_warehouse_transfers_then_hands_over(
         key=net.store,
     )
     assert status == 200 and [w["work_order_id"] for w in body["work_orders"]] == [handover_id]
+    # operations' reports count the order as shipped once its units wait at the store
+    status, summary = await stack.call(
+        "GET", f"/v1/reports/summary?sales_channel={net.channel}", key="ops"
+    )
+    assert status == 200, summary
+    assert summary["order_to_ship"]["count"] == 1, summary
+    assert summary["order_to_delivery"]["count"] == 1, summary
 
 
 async def test_a_store_with_stock_hands_over_its_own(stack: Stack) -> None:
