@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from store.database import Database, utcnow
 from store.tables import OrderRelease, Shipment, WorkOrder
@@ -136,9 +136,10 @@ class FulfillmentRepository:
         `destinations`: work_order_id -> where a TRANSFER work order ships to."""
         kinds = kinds or {}
         destinations = destinations or {}
-        async with self.db.transaction() as session:
+
+        def write(session: Session) -> None:
             for work_order_id, location_id, line_ids in work_orders:
-                await session.execute(
+                session.execute(
                     self.db.insert(WorkOrder)
                     .values(
                         work_order_id=work_order_id,
@@ -153,6 +154,8 @@ class FulfillmentRepository:
                     .on_conflict_do_nothing(index_elements=["work_order_id"])
                 )
 
+        await self.db.write(write)
+
     async def work_order_status(self, work_order_id: str) -> str | None:
         async with self.db.sessions() as session:
             row = await session.get(WorkOrder, work_order_id)
@@ -161,14 +164,17 @@ class FulfillmentRepository:
     async def mark_work_order_sent(self, work_order_id: str) -> str | None:
         """SUBMITTED -> SENT once its webhook took it; returns the status after (CANCELLED
         when a cancel overtook the sending, so the caller tells the location)."""
-        async with self.db.transaction() as session:
-            await session.execute(
+
+        def write(session: Session) -> str | None:
+            session.execute(
                 update(WorkOrder)
                 .where(WorkOrder.work_order_id == work_order_id, WorkOrder.status == "SUBMITTED")
                 .values(status="SENT")
             )
-            row = await session.get(WorkOrder, work_order_id, populate_existing=True)
+            row = session.get(WorkOrder, work_order_id, populate_existing=True)
             return row.status if row else None
+
+        return await self.db.write(write)
 
     async def release(
         self,
@@ -262,8 +268,9 @@ class FulfillmentRepository:
         """A location's pick; lines of a TRANSFER release found missing are backordered
         at the pickup store's hand-over (`handover`) too."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            rows = await self._rows(session, shipment_key)
+
+        def write(session: Session) -> None:
+            rows = self._rows_now(session, shipment_key)
             for row in rows:
                 if row.status != "OPEN" or row.line_id not in picked:
                     continue
@@ -271,35 +278,41 @@ class FulfillmentRepository:
                 row.picked_quantity = qty
                 row.status = "PICKED" if qty > 0 else "BACKORDERED"
                 row.updated_at = now
-                await self._set_release(session, row, "PICKED" if qty > 0 else "BACKORDERED")
+                self._set_release_now(session, row, "PICKED" if qty > 0 else "BACKORDERED")
             if handover is not None:
-                for row in await self._rows(session, handover):
+                for row in self._rows_now(session, handover):
                     if row.status == "AWAITING_TRANSFER" and picked.get(row.line_id, 1) == 0:
                         row.status = "BACKORDERED"
                         row.updated_at = now
+
+        await self.db.write(write)
 
     async def record_transfer_receipt(self, shipment_key: str, handover: str) -> None:
         """The pickup store received a TRANSFER release's units: the transfer is
         delivered, the store's hand-over READY_FOR_PICKUP with the units shipped."""
         now = utcnow()
-        async with self.db.transaction() as session:
+
+        def write(session: Session) -> None:
             shipped = {}
-            for row in await self._rows(session, shipment_key):
+            for row in self._rows_now(session, shipment_key):
                 if row.status == "SHIPPED":
                     row.status = "DELIVERED"
                     row.updated_at = now
                     shipped[row.line_id] = row.quantity
-            for row in await self._rows(session, handover):
+            for row in self._rows_now(session, handover):
                 if row.status == "AWAITING_TRANSFER" and row.line_id in shipped:
                     row.status = "READY_FOR_PICKUP"
                     row.picked_quantity = shipped[row.line_id]
                     row.quantity = shipped[row.line_id]
                     row.updated_at = now
 
+        await self.db.write(write)
+
     async def record_ship(self, shipment_key: str, carrier: str, tracking_number: str) -> None:
         now = utcnow()
-        async with self.db.transaction() as session:
-            for row in await self._rows(session, shipment_key):
+
+        def write(session: Session) -> None:
+            for row in self._rows_now(session, shipment_key):
                 if row.status != "PICKED":
                     continue
                 row.quantity = row.picked_quantity
@@ -307,29 +320,37 @@ class FulfillmentRepository:
                 row.carrier = carrier
                 row.tracking_number = tracking_number
                 row.updated_at = now
-                await self._set_release(session, row, "SHIPPED")
+                self._set_release_now(session, row, "SHIPPED")
+
+        await self.db.write(write)
 
     async def record_delivery(self, shipment_key: str) -> None:
         """Delivered to the customer: a shipment, or a pickup store's hand-over."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            for row in await self._rows(session, shipment_key):
+
+        def write(session: Session) -> None:
+            for row in self._rows_now(session, shipment_key):
                 if row.status not in ("SHIPPED", "READY_FOR_PICKUP"):
                     continue
                 row.status = "DELIVERED"
                 row.updated_at = now
-                await self._set_release(session, row, "DELIVERED")
+                self._set_release_now(session, row, "DELIVERED")
+
+        await self.db.write(write)
 
     async def record_returned_to_sender(self, shipment_key: str) -> None:
         """The carrier brings the shipped units back: the shipment will not be delivered."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            for row in await self._rows(session, shipment_key):
+
+        def write(session: Session) -> None:
+            for row in self._rows_now(session, shipment_key):
                 if row.status != "SHIPPED":
                     continue
                 row.status = "RETURNED_TO_SENDER"
                 row.updated_at = now
-                await self._set_release(session, row, "RETURNED_TO_SENDER")
+                self._set_release_now(session, row, "RETURNED_TO_SENDER")
+
+        await self.db.write(write)
 
     async def cancel(
         self,
@@ -593,6 +614,21 @@ class FulfillmentRepository:
             select(Shipment).where(Shipment.shipment_key == shipment_key).order_by(Shipment.line_id)
         )
         return list(result.scalars())
+
+    @staticmethod
+    def _rows_now(session: Session, shipment_key: str) -> list[Shipment]:
+        result = session.execute(
+            select(Shipment).where(Shipment.shipment_key == shipment_key).order_by(Shipment.line_id)
+        )
+        return list(result.scalars())
+
+    @staticmethod
+    def _set_release_now(session: Session, row: Shipment, status: str) -> None:
+        session.execute(
+            update(OrderRelease)
+            .where(OrderRelease.release_key == row.release_key, OrderRelease.line_id == row.line_id)
+            .values(status=status)
+        )
 
     @staticmethod
     async def _set_release(session: object, row: Shipment, status: str) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, cast, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from store.database import Database, utcnow
 from store.tables import Inventory, InventoryAdjustment, Reservation, RoutingFence
@@ -403,15 +404,16 @@ class InventoryRepository:
         """Units not found are gone from on-hand (an inventory correction) and no longer
         reserved; the picked units stay reserved until they ship."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            row = await session.get(Reservation, reservation_id)
+
+        def write(session: Session) -> bool:
+            row = session.get(Reservation, reservation_id)
             if row is None or row.status != "ACTIVE":
                 return False
             missing = max(row.quantity - picked, 0)
             # nothing found: nothing stays reserved, so the reservation is over (RELEASED),
             # not a PICKED reservation of zero units that never ships
             status = "PICKED" if row.quantity - missing else "RELEASED"
-            hit = await session.execute(
+            hit = session.execute(
                 update(Reservation)
                 .where(Reservation.reservation_id == reservation_id, Reservation.status == "ACTIVE")
                 .values(status=status, quantity=row.quantity - missing, updated_at=now)
@@ -420,7 +422,7 @@ class InventoryRepository:
                 return False
             if missing:
                 greatest = self._greatest
-                await session.execute(
+                session.execute(
                     update(Inventory)
                     .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
                     .values(
@@ -431,14 +433,17 @@ class InventoryRepository:
                 )
             return True
 
+        return await self.db.write(write)
+
     async def consume(self, reservation_id: str) -> bool:
         """Shipped: the reserved units leave on-hand."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            row = await session.get(Reservation, reservation_id)
+
+        def write(session: Session) -> bool:
+            row = session.get(Reservation, reservation_id)
             if row is None or row.status not in ("ACTIVE", "PICKED"):
                 return False
-            hit = await session.execute(
+            hit = session.execute(
                 update(Reservation)
                 .where(
                     Reservation.reservation_id == reservation_id, Reservation.status == row.status
@@ -447,7 +452,7 @@ class InventoryRepository:
             )
             if hit.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            await session.execute(
+            session.execute(
                 update(Inventory)
                 .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
                 .values(
@@ -457,6 +462,8 @@ class InventoryRepository:
                 )
             )
             return True
+
+        return await self.db.write(write)
 
     async def reservations_for_order(self, order_id: str) -> list[ReservationRow]:
         async with self.db.sessions() as session:

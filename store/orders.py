@@ -344,8 +344,8 @@ class OrderRepository:
     async def save_document(
         self, *, document_id: str, order_id: str, location_id: str, kind: str, content: bytes
     ) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
+        def write(session: Session) -> None:
+            session.execute(
                 self.db.insert(Document)
                 .values(
                     document_id=document_id,
@@ -357,6 +357,8 @@ class OrderRepository:
                 )
                 .on_conflict_do_nothing(index_elements=["document_id"])
             )
+
+        await self.db.write(write)
 
     async def document(self, document_id: str) -> tuple[str, str, bytes] | None:
         """(order_id, location_id, content) of one document."""
