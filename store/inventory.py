@@ -235,8 +235,9 @@ class InventoryRepository:
         """Record this attempt on its fence (the token only grows); True when no newer
         attempt claimed it before. Also deletes a few fences older than FENCE_TTL."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            await self._sweep_fences(session, now - FENCE_TTL)
+
+        def write(session: Session) -> bool:
+            self._sweep_fences(session, now - FENCE_TTL)
             stmt = self.db.insert(RoutingFence).values(
                 fence_key=fence.key, token=fence.token, updated_at=now
             )
@@ -247,13 +248,15 @@ class InventoryRepository:
                     "updated_at": now,
                 },
             )
-            await session.execute(stmt)
+            session.execute(stmt)
             token = (
-                await session.execute(
+                session.execute(
                     select(RoutingFence.token).where(RoutingFence.fence_key == fence.key)
                 )
             ).scalar_one()
             return bool(token == fence.token)
+
+        return await self.db.write(write)
 
     async def fence_token(self, key: str) -> int | None:
         async with self.db.sessions() as session:
@@ -263,7 +266,7 @@ class InventoryRepository:
                 )
             ).scalar_one_or_none()
 
-    async def _sweep_fences(self, session: AsyncSession, cutoff: datetime) -> None:
+    def _sweep_fences(self, session: Session, cutoff: datetime) -> None:
         old = (
             select(RoutingFence.fence_key)
             .where(RoutingFence.updated_at < cutoff)
@@ -273,9 +276,9 @@ class InventoryRepository:
         if not self.db.is_sqlite:
             # never wait for (or deadlock with) another claim sweeping the same rows
             old = old.with_for_update(skip_locked=True)
-        await session.execute(delete(RoutingFence).where(RoutingFence.fence_key.in_(old)))
+        session.execute(delete(RoutingFence).where(RoutingFence.fence_key.in_(old)))
 
-    async def _hold_fence(self, session: AsyncSession, fence: Fence | None) -> None:
+    def _hold_fence(self, session: Session, fence: Fence | None) -> None:
         """Raise StaleFence unless `fence` still holds its token; on PostgreSQL the row
         stays locked until the transaction ends, so no newer claim slips in between."""
         if fence is None:
@@ -283,7 +286,7 @@ class InventoryRepository:
         query = select(RoutingFence.token).where(RoutingFence.fence_key == fence.key)
         if not self.db.is_sqlite:
             query = query.with_for_update()
-        token = (await session.execute(query)).scalar_one_or_none()
+        token = (session.execute(query)).scalar_one_or_none()
         if token != fence.token:
             raise StaleFence(
                 f"fence {fence.key}: attempt {fence.token} superseded by attempt {token}"
@@ -311,25 +314,24 @@ class InventoryRepository:
         (StaleFence otherwise)."""
         now = utcnow()
         try:
-            async with self.db.transaction() as session:
-                await self._hold_fence(session, fence)
-                existing = await session.get(Reservation, reservation_id)
+
+            def write(session: Session) -> bool:
+                self._hold_fence(session, fence)
+                existing = session.get(Reservation, reservation_id)
                 if (
                     resize
                     and existing is not None
                     and existing.status == "ACTIVE"
                     and existing.quantity != quantity
                 ):
-                    if not await self._release_row(session, existing, now):
+                    if not self._release_row(session, existing, now):
                         raise _Conflict
-                    existing = await session.get(
-                        Reservation, reservation_id, populate_existing=True
-                    )
+                    existing = session.get(Reservation, reservation_id, populate_existing=True)
                 if existing is not None and existing.status != "RELEASED":
                     if existing.status == "ACTIVE" and existing.quantity != quantity:
                         return False  # a different amount under the same key: refuse
                     return existing.location_id == location_id and existing.sku == sku
-                hit = await session.execute(
+                hit = session.execute(
                     update(Inventory)
                     .where(
                         Inventory.location_id == location_id,
@@ -341,7 +343,7 @@ class InventoryRepository:
                 if hit.rowcount != 1:  # type: ignore[attr-defined]
                     raise _Short
                 if existing is not None:
-                    revived = await session.execute(
+                    revived = session.execute(
                         update(Reservation)
                         .where(
                             Reservation.reservation_id == reservation_id,
@@ -371,6 +373,8 @@ class InventoryRepository:
                     )
                 )
                 return True
+
+            return await self.db.write(write)
         except _Short:
             return False
 
@@ -378,17 +382,20 @@ class InventoryRepository:
         """Give the reserved units back; True only for the call that released them.
         With a `fence`, as in `reserve`."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            await self._hold_fence(session, fence)
-            row = await session.get(Reservation, reservation_id)
+
+        def write(session: Session) -> bool:
+            self._hold_fence(session, fence)
+            row = session.get(Reservation, reservation_id)
             if row is None:
                 return False
-            return await self._release_row(session, row, now)
+            return self._release_row(session, row, now)
 
-    async def _release_row(self, session: AsyncSession, row: Reservation, now: datetime) -> bool:
+        return await self.db.write(write)
+
+    def _release_row(self, session: Session, row: Reservation, now: datetime) -> bool:
         if row.status not in ("ACTIVE", "PICKED"):
             return False
-        hit = await session.execute(
+        hit = session.execute(
             update(Reservation)
             .where(
                 Reservation.reservation_id == row.reservation_id, Reservation.status == row.status
@@ -397,7 +404,7 @@ class InventoryRepository:
         )
         if hit.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        await self._add_reserved(session, row, -row.quantity)
+        self._add_reserved(session, row, -row.quantity)
         return True
 
     async def record_pick(self, reservation_id: str, picked: int) -> bool:
@@ -474,8 +481,8 @@ class InventoryRepository:
             )
             return [_reservation(r) for r in result.scalars()]
 
-    async def _add_reserved(self, session: AsyncSession, row: Reservation, delta: int) -> None:
-        await session.execute(
+    def _add_reserved(self, session: Session, row: Reservation, delta: int) -> None:
+        session.execute(
             update(Inventory)
             .where(Inventory.location_id == row.location_id, Inventory.sku == row.sku)
             .values(reserved=Inventory.reserved + delta, updated_at=utcnow())

@@ -13,6 +13,7 @@ leaving reservations of its own; the stock a user sees stays that of the retry's
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -22,7 +23,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -343,12 +345,27 @@ class HoldingInventory(InventoryRepository):
         super().__init__(db)
         self.paused = asyncio.Event()
         self.go = asyncio.Event()
+        self._go_now = threading.Event()
+        self._held = False
+        self._loop = asyncio.get_running_loop()
 
-    async def _hold_fence(self, session: AsyncSession, fence: Fence | None) -> None:
-        await super()._hold_fence(session, fence)
-        if fence is not None and not self.paused.is_set():
+    def let_go(self) -> None:
+        self.go.set()
+        self._go_now.set()
+
+    def _hold_fence(self, session: Session, fence: Fence | None) -> None:
+        super()._hold_fence(session, fence)
+        if fence is None or self._held:
+            return
+        self._held = True
+        if threading.current_thread() is threading.main_thread():
+            # PostgreSQL: the transaction runs in SQLAlchemy's greenlet on the event loop
             self.paused.set()
-            await self.go.wait()
+            await_only(self.go.wait())
+        else:
+            # SQLite: in the store's writer thread
+            self._loop.call_soon_threadsafe(self.paused.set)
+            self._go_now.wait(WAIT_SECONDS)
 
 
 async def claims_waiting_on_a_lock(stack: Stack) -> int:
@@ -394,7 +411,7 @@ async def test_a_retry_waits_for_a_write_in_flight(stack: Stack) -> None:
                 assert loop.time() < deadline, "the retry's claim never waited for the lock"
                 await asyncio.sleep(0.05)
     finally:
-        inventory.go.set()
+        inventory.let_go()
     stale_result = await asyncio.wait_for(first, WAIT_SECONDS)
     assert retry is not None
     result = await asyncio.wait_for(retry, WAIT_SECONDS)
