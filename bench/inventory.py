@@ -677,7 +677,7 @@ def main() -> None:
         type=int,
         default=0,
         help="the inventory table's fillfactor for the HTTP feeds (10-100; default: the "
-        "table's own, 100)",
+        "store's own, 70 since revision 0007)",
     )
     args = parser.parse_args()
     if args.fillfactor and not 10 <= args.fillfactor <= 100:

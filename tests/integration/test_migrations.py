@@ -82,6 +82,22 @@ async def test_the_revisions_build_what_the_models_declare(empty_url: str) -> No
         await db.dispose()
 
 
+async def test_postgresql_inventory_pages_keep_room_for_changed_levels(empty_url: str) -> None:
+    # revision 0007: a changed level or reservation can stay on its page (HOT update)
+    if empty_url.startswith("sqlite"):
+        pytest.skip("SQLite has no fillfactor")
+    db = Database(empty_url)
+    try:
+        await db.migrate()
+        async with db.engine.connect() as conn:
+            options = await conn.scalar(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'inventory'")
+            )
+        assert options == ["fillfactor=70"]
+    finally:
+        await db.dispose()
+
+
 async def test_a_model_changed_without_a_revision_is_caught(empty_url: str) -> None:
     db = Database(empty_url)
     try:
