@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import init_app
 from store import Store
 from tests.integration.conftest import KEYS, _postgres_database
+from tests.integration.gates import eventually
 from workers.main import build_worker
 from workers.seed import seed_demo
 from workers.settings import Settings
@@ -70,12 +71,21 @@ async def fuzz_target(
     await http.start_server()
     try:
         async with build_worker(client, store, settings):
-            yield str(http.make_url("")).rstrip("/")
+            base = str(http.make_url("")).rstrip("/")
+            # /ready says 503 until Temporal lists the new worker's pollers: the fuzzer
+            # starts on a ready stack (a 503 there is the answer it should give then)
+            await eventually(lambda: _ready(base), "the stack ready")
+            yield base
     finally:
         await http.close()
         await store.close()
         if drop is not None:
             await drop()
+
+
+async def _ready(base: str) -> bool | None:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/ready") as answer:
+        return True if answer.status == 200 else None
 
 
 async def run_schemathesis(base: str, key: str, workdir: Path) -> tuple[int, str]:
