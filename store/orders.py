@@ -82,25 +82,28 @@ class OrderRepository:
     ) -> tuple[bool, OrderRow]:
         """Insert the order unless it exists. Returns (created, row)."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            stmt = (
-                self.db.insert(Order)
-                .values(
-                    order_id=order_id,
-                    channel_order_id=channel_order_id or order_id,
-                    sales_channel=sales_channel,
-                    customer_id=customer_id,
-                    status="CREATED",
-                    total=total,
-                    currency=currency,
-                    request_hash=request_hash,
-                    workflow_id=workflow_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["order_id"])
+        stmt = (
+            self.db.insert(Order)
+            .values(
+                order_id=order_id,
+                channel_order_id=channel_order_id or order_id,
+                sales_channel=sales_channel,
+                customer_id=customer_id,
+                status="CREATED",
+                total=total,
+                currency=currency,
+                request_hash=request_hash,
+                workflow_id=workflow_id,
+                created_at=now,
+                updated_at=now,
             )
-            created = (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
+
+        def write(session: Session) -> tuple[bool, OrderRow]:
+            # one go in the writer thread on SQLite (Database.write): the lock a POST
+            # takes is held for these statements alone
+            created = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
             if created:
                 session.add_all(
                     OrderLine(
@@ -113,9 +116,11 @@ class OrderRepository:
                     )
                     for line_id, sku, qty, price in lines
                 )
-            row = await session.get(Order, order_id)
+            row = session.get(Order, order_id)
             assert row is not None
             return created, _order(row)
+
+        return await self.db.write(write)
 
     async def get(self, order_id: str) -> OrderRow | None:
         async with self.db.sessions() as session:
