@@ -5,17 +5,25 @@ otherwise, nothing sent). A command sent whose outcome is not known within
 OMS_COMMAND_TIMEOUT_SECONDS answers 202 with a command id instead of hanging; the
 client asks `GET /v1/commands/{command_id}` for the outcome. The command id carries the
 workflow id and the Temporal update id (which carries the caller's tag), so the look-up
-knows which workflow to ask and answers only the caller who sent the command."""
+knows which workflow to ask and answers only the caller who sent the command.
+
+A command answered 202 is kept in the store (its update name and argument) until its
+outcome is known: Temporal holds an update it admitted but no worker accepted in memory
+only and drops it when the workflow task it waits for times out (a worker that died with
+the task) or the server restarts; the look-up then finds no such update and sends the
+command again under the same update id, which Temporal applies once."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import logging
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 from temporalio.client import (
     RPCError,
     WorkflowHandle,
@@ -25,15 +33,18 @@ from temporalio.client import (
 from temporalio.service import RPCStatusCode
 
 from api.auth import PRINCIPAL
-from api.context import SETTINGS, TEMPORAL
+from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import WORKER_CHECK
 from api.errors import ApiError, CommandPending, workflow_error
 from api.idempotency import caller_tag, command_update_id, update_owner
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 # a look-up waits this long for an outcome before answering "pending"
 LOOKUP_SECONDS = 2.0
+# keeping a pending command in the store may take this long before the 202 goes without
+STORE_SECONDS = 5.0
 
 
 def encode_command_id(workflow_id: str, update: str) -> str:
@@ -83,7 +94,21 @@ async def execute_update(
                 rpc_timeout=timedelta(seconds=seconds),
             )
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as err:
+        await _remember(request, handle.id, update_id, update, arg)
         raise CommandPending(encode_command_id(handle.id, update_id)) from err
+
+
+async def _remember(
+    request: web.Request, workflow_id: str, update_id: str, name: str, arg: Any
+) -> None:
+    """Keep the command for its look-up to send again; the 202 goes either way (a store
+    that fails here leaves the look-up to Temporal alone, as before)."""
+    argument = arg.model_dump(mode="json") if isinstance(arg, BaseModel) else arg
+    try:
+        async with asyncio.timeout(STORE_SECONDS):
+            await request.app[STORE].commands.remember(workflow_id, update_id, name, argument)
+    except Exception:
+        log.warning("pending command %s of %s not kept", update_id, workflow_id, exc_info=True)
 
 
 @routes.get("/v1/commands/{command_id}")
@@ -102,18 +127,68 @@ async def get_command(request: web.Request) -> web.Response:
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return web.json_response(CommandPending(command_id).body(), status=202)
     except WorkflowUpdateFailedError as err:
-        failure = workflow_error(err)
-        return web.json_response(
-            {
-                "command_id": command_id,
-                "status": "failed",
-                "error": {"code": failure.code, "message": failure.message},
-            }
+        await _forget(request, workflow_id, update)
+        return _failed(command_id, err)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise workflow_error(err) from err
+        # Temporal knows no such update: never sent, or dropped before a worker took it
+        return await _send_again(request, command_id, workflow_id, update)
+    await _forget(request, workflow_id, update)
+    return _done(command_id, result)
+
+
+async def _send_again(
+    request: web.Request, command_id: str, workflow_id: str, update: str
+) -> web.Response:
+    store = request.app[STORE]
+    pending = await store.commands.find(workflow_id, update)
+    if pending is None:
+        raise ApiError(
+            404, "command_not_found", f"no command {command_id} (or it was never applied)"
         )
+    name, argument = pending
+    handle = request.app[TEMPORAL].get_workflow_handle(workflow_id)
+    try:
+        async with asyncio.timeout(LOOKUP_SECONDS + 1):
+            result = await handle.execute_update(
+                name, argument, id=update, rpc_timeout=timedelta(seconds=LOOKUP_SECONDS)
+            )
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        return web.json_response(CommandPending(command_id).body(), status=202)
+    except WorkflowUpdateFailedError as err:
+        await _forget(request, workflow_id, update)
+        return _failed(command_id, err)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
+            # the workflow is gone (closed before the command reached it)
+            await _forget(request, workflow_id, update)
             raise ApiError(
-                404, "command_not_found", f"no command {command_id} (or it was never applied)"
+                404, "command_not_found", f"command {command_id} was never applied"
             ) from err
         raise workflow_error(err) from err
+    await _forget(request, workflow_id, update)
+    return _done(command_id, result)
+
+
+async def _forget(request: web.Request, workflow_id: str, update: str) -> None:
+    try:
+        async with asyncio.timeout(STORE_SECONDS):
+            await request.app[STORE].commands.forget(workflow_id, update)
+    except Exception:  # kept a while longer: a later look-up finds the outcome first
+        log.warning("pending command %s of %s not cleared", update, workflow_id, exc_info=True)
+
+
+def _failed(command_id: str, err: WorkflowUpdateFailedError) -> web.Response:
+    failure = workflow_error(err)
+    return web.json_response(
+        {
+            "command_id": command_id,
+            "status": "failed",
+            "error": {"code": failure.code, "message": failure.message},
+        }
+    )
+
+
+def _done(command_id: str, result: Any) -> web.Response:
     return web.json_response({"command_id": command_id, "status": "done", "result": result})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from store.commands import CommandRepository
 from store.configuration import ConfigRepository, Principal
 from store.database import Database
 from store.fulfillment import FulfillmentRepository
@@ -24,6 +25,7 @@ class Store:
         self.fulfillment = FulfillmentRepository(db)
         self.returns = ReturnRepository(db)
         self.tracking = TrackingRepository(db)
+        self.commands = CommandRepository(db)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -352,3 +352,17 @@ class ShipmentEvent(Base):
     place: Mapped[str | None] = mapped_column(String(200), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
     received_at: Mapped[datetime]
+
+
+class PendingCommand(Base):
+    """A command answered 202 (its outcome not known in time), kept so a look-up can send
+    it again under the same update id (revision 0008): Temporal keeps an update it has
+    admitted but no worker has accepted in memory only, and drops it when the workflow
+    task it waits for times out or the server restarts."""
+
+    __tablename__ = "pending_commands"
+    workflow_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    argument: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -28,6 +28,9 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import init_app
+from api.commands import encode_command_id
+from api.idempotency import caller_tag
+from api.messages import CancelRequest
 from oms.ids import order_key
 from store import Store
 from tests.conftest import temporal_cli
@@ -338,6 +341,49 @@ async def test_command_without_answer_is_202_with_a_command_to_look_up(stack: St
             await eventually(done, "the cancel applied once a worker is back")
         assert answer["status"] == "done", answer
         assert answer["result"]["status"] in ("CANCELLED",), answer
+    finally:
+        await http.close()
+
+
+async def test_a_command_temporal_dropped_is_sent_again_by_its_look_up(stack: Stack) -> None:
+    """Temporal keeps an update no worker has accepted in memory only: a workflow task that
+    times out (its worker died holding it) or a server restart drops it, and the look-up
+    then found no such update and said 404, the 202's command lost. The API keeps every
+    command it answered 202 for, and the look-up sends it again under the same update id.
+    Here the command is as the API kept it, and Temporal has never heard of it."""
+    http = await serve(init_app(stack.settings, store=stack.store, client=stack.client))
+    try:
+        body = order_body()
+        order_id = order_key(body["order_id"], "web")
+        workflow_id = order_workflow_id(order_id)
+        status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
+        assert status == 201, created
+        ops = await stack.store.config.principal(KEYS["ops"])
+        assert ops is not None
+        update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
+        argument = CancelRequest(reason="customer called").model_dump(mode="json")
+        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument)
+        command_id = encode_command_id(workflow_id, update_id)
+        # only the caller who sent it may look it up (and so send it again)
+        status, other, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}", key="web")
+        assert (status, other["error"]["code"]) == (404, "command_not_found"), other
+        answer: dict[str, Any] = {}
+
+        async def done() -> bool:
+            status, found, _, elapsed = await timed(http, "GET", f"/v1/commands/{command_id}")
+            assert elapsed < ANSWER_BOUND_SECONDS
+            assert status in (200, 202), found
+            answer.update(found)
+            return status == 200
+
+        await eventually(done, "the dropped cancel applied by its look-up")
+        assert answer["status"] == "done" and answer["result"]["status"] == "CANCELLED", answer
+        row = await stack.store.orders.get(order_id)
+        assert row is not None and row.status == "CANCELLED"
+        # the outcome is Temporal's from now on; the kept command is cleared
+        assert await stack.store.commands.find(workflow_id, update_id) is None
+        status, again, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}")
+        assert (status, again["status"]) == (200, "done"), again
     finally:
         await http.close()
 
