@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from store.database import Database, new_key_id, utcnow
 from store.receivers import (
@@ -257,11 +258,15 @@ class ConfigRepository:
     async def principal(self, key: str) -> Principal | None:
         """The caller of a key that works now (not revoked, not past a rotation's overlap);
         read from the store on every request, so a revocation counts at once."""
-        async with self.db.sessions() as session:
-            row = await session.get(ApiKey, hash_key(key))
+        hashed = hash_key(key)
+
+        def read(session: Session) -> Principal | None:
+            row = session.get(ApiKey, hashed)
             if row is None or not _active(row, utcnow()):
                 return None
             return Principal(row.name, row.role, row.identity, row.key_id)
+
+        return await self.db.read(read)
 
 
 class LastAdminKey(Exception):

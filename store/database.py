@@ -53,6 +53,8 @@ def new_key_id() -> str:
 
 
 T = TypeVar("T")
+# SQLite: threads (and connections) of a process's reads through Database.read
+READER_THREADS = 2
 
 
 def _configure_sqlite(sync_engine: Engine) -> None:
@@ -117,6 +119,9 @@ class Database:
         # SQLite: the engine of the writer thread (write()), made when first used
         self._thread_engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
+        # SQLite: the engine and threads of read() (made when first used)
+        self._read_engine: Engine | None = None
+        self._readers: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine.sync_engine)
         # `sessions()` reads (on SQLite a deferred transaction: WAL readers never wait
@@ -141,13 +146,48 @@ class Database:
         SQLite's one write lock is held for the statements alone, not for a trip through
         the event loop after each of them (a busy worker's loop made a five-statement
         write hold it ~20 ms). On PostgreSQL it runs through the async session."""
-        if not self.is_sqlite or make_url(self.url).database in (None, "", ":memory:"):
+        if not self._threaded():
             async with self.transaction() as session:
                 return await session.run_sync(work)
         if _WRITING.get():  # already inside this process's write turn
             return await self._in_writer_thread(work)
         async with self._write_turn:
             return await self._in_writer_thread(work)
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in one read transaction, its result. On SQLite in one of this
+        process's reader threads on a synchronous connection: one trip from the event loop
+        for the whole read instead of several per statement through aiosqlite (an API
+        key's check 1.2 -> 0.4 ms). PostgreSQL runs it through the async session."""
+        if not self._threaded():
+            async with self.sessions() as session:
+                return await session.run_sync(work)
+        if self._readers is None:
+            self._read_engine = create_engine(
+                make_url(self.url).set(drivername="sqlite"),
+                connect_args={"timeout": 60},
+                pool_size=READER_THREADS,
+            )
+            tracing.instrument_engine(self._read_engine)
+            _configure_sqlite(self._read_engine)
+            self._readers = ThreadPoolExecutor(
+                READER_THREADS, thread_name_prefix="oms-sqlite-reader"
+            )
+        engine = self._read_engine
+        assert engine is not None
+
+        def read_now() -> T:
+            with (
+                Session(engine.execution_options(oms_read=True), expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, read_now)
+
+    def _threaded(self) -> bool:
+        """SQLite on a file: reads and writes go through threads of this process."""
+        return self.is_sqlite and make_url(self.url).database not in (None, "", ":memory:")
 
     async def _in_writer_thread(self, work: Callable[[Session], T]) -> T:
         if self._writer is None:
@@ -205,6 +245,13 @@ class Database:
             writer, self._writer = self._writer, None
             await asyncio.get_running_loop().run_in_executor(writer, self._dispose_thread_engine)
             writer.shutdown(wait=False)
+
+        if self._readers is not None:
+            readers, self._readers = self._readers, None
+            readers.shutdown(wait=False)
+            if self._read_engine is not None:
+                self._read_engine.dispose()
+                self._read_engine = None
 
     def _dispose_thread_engine(self) -> None:
         if self._thread_engine is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -383,24 +384,24 @@ class FulfillmentRepository:
                 )
 
     async def shipment(self, shipment_key: str) -> ShipmentRecord | None:
-        async with self.db.sessions() as session:
-            rows = await self._rows(session, shipment_key)
+        def read(session: Session) -> ShipmentRecord | None:
+            rows = self._rows_now(session, shipment_key)
             if not rows:
                 return None
             record = _record(rows)
-            work_order = await session.get(WorkOrder, record.work_order_id)
+            work_order = session.get(WorkOrder, record.work_order_id)
             record.work_order_row_status = work_order.status if work_order else None
             if work_order is not None and work_order.kind == "TRANSFER":
                 record.kind = "TRANSFER"
                 record.destination_id = work_order.destination_id
-            record.released_at = (
-                await session.execute(
-                    select(func.min(OrderRelease.created_at)).where(
-                        OrderRelease.release_key == record.release_key
-                    )
+            record.released_at = session.execute(
+                select(func.min(OrderRelease.created_at)).where(
+                    OrderRelease.release_key == record.release_key
                 )
             ).scalar_one()
             return record
+
+        return await self.db.read(read)
 
     async def work_orders(
         self,
@@ -510,35 +511,38 @@ class FulfillmentRepository:
             matches = entries.c.status.in_(sorted(statuses))
         if kind is not None:
             matches = and_(matches, func.coalesce(entries.c.kind, "PACKAGING") == kind)
-        async with self.db.sessions() as session:
-            total = (
-                await session.execute(select(func.count()).select_from(entries).where(matches))
-            ).scalar_one()
-            page = (
-                await session.execute(
-                    select(
-                        entries.c.shipment_key,
-                        entries.c.released_at,
-                        entries.c.row_status,
-                        entries.c.kind,
-                        entries.c.destination_id,
-                    )
-                    .where(matches)
-                    .order_by(entries.c.released_at.desc(), entries.c.shipment_key.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            ).all()
+        listing = (
+            select(
+                entries.c.shipment_key,
+                entries.c.released_at,
+                entries.c.row_status,
+                entries.c.kind,
+                entries.c.destination_id,
+            )
+            .where(matches)
+            .order_by(entries.c.released_at.desc(), entries.c.shipment_key.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+
+        def read(session: Session) -> tuple[int, list[Any], dict[str, list[Shipment]]]:
+            # one trip to a reader thread on SQLite (Database.read): locations poll this
+            total = session.execute(select(func.count()).select_from(entries).where(matches))
+            count = total.scalar_one()
+            page = list(session.execute(listing).all())
             keys = [row.shipment_key for row in page]
             grouped: dict[str, list[Shipment]] = {key: [] for key in keys}
             if keys:
-                result = await session.execute(
+                result = session.execute(
                     select(Shipment)
                     .where(Shipment.shipment_key.in_(keys))
                     .order_by(Shipment.shipment_key, Shipment.line_id)
                 )
                 for shipment_row in result.scalars():
                     grouped[shipment_row.shipment_key].append(shipment_row)
+            return int(count), page, grouped
+
+        total, page, grouped = await self.db.read(read)
         records: list[ShipmentRecord] = []
         for entry in page:
             record = _record(grouped[entry.shipment_key])
@@ -548,7 +552,7 @@ class FulfillmentRepository:
                 record.kind = "TRANSFER"
                 record.destination_id = entry.destination_id
             records.append(record)
-        return records, int(total)
+        return records, total
 
     async def open_shipments(self, location_id: str) -> list[ShipmentRecord]:
         """What a location has to work on: released shipments not yet delivered."""

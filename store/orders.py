@@ -137,9 +137,8 @@ class OrderRepository:
         )
         if sales_channel is not None:
             query = query.where(Order.sales_channel == sales_channel)
-        async with self.db.sessions() as session:
-            rows = await session.execute(query.order_by(Order.order_id).limit(50))
-            return [_order(r) for r in rows.scalars()]
+        query = query.order_by(Order.order_id).limit(50)
+        return await self.db.read(lambda session: [_order(r) for r in session.scalars(query)])
 
     async def search(
         self,
