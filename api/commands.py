@@ -37,6 +37,7 @@ from api.context import SETTINGS, STORE, TEMPORAL
 from api.dependencies import WORKER_CHECK
 from api.errors import ApiError, CommandPending, workflow_error
 from api.idempotency import caller_tag, command_update_id, update_owner
+from store.commands import Pending
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -94,21 +95,25 @@ async def execute_update(
                 rpc_timeout=timedelta(seconds=seconds),
             )
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as err:
-        await _remember(request, handle.id, update_id, update, arg)
+        await _remember(request, handle, update_id, update, arg)
         raise CommandPending(encode_command_id(handle.id, update_id)) from err
 
 
 async def _remember(
-    request: web.Request, workflow_id: str, update_id: str, name: str, arg: Any
+    request: web.Request, handle: WorkflowHandle[Any, Any], update_id: str, name: str, arg: Any
 ) -> None:
-    """Keep the command for its look-up to send again; the 202 goes either way (a store
-    that fails here leaves the look-up to Temporal alone, as before)."""
+    """Keep the command, with the run it went to, for its look-up to send again to that
+    run; the 202 goes either way (a store that fails here, or a run not known, leaves the
+    look-up to Temporal alone)."""
     argument = arg.model_dump(mode="json") if isinstance(arg, BaseModel) else arg
     try:
         async with asyncio.timeout(STORE_SECONDS):
-            await request.app[STORE].commands.remember(workflow_id, update_id, name, argument)
+            # the run the update went to: pinned to it, a look-up never sends the command
+            # to a later run (continue-as-new), where Temporal would not know it was applied
+            run_id = (await handle.describe(rpc_timeout=timedelta(seconds=LOOKUP_SECONDS))).run_id
+            await request.app[STORE].commands.remember(handle.id, update_id, name, argument, run_id)
     except Exception:
-        log.warning("pending command %s of %s not kept", update_id, workflow_id, exc_info=True)
+        log.warning("pending command %s of %s not kept", update_id, handle.id, exc_info=True)
 
 
 @routes.get("/v1/commands/{command_id}")
@@ -120,7 +125,13 @@ async def get_command(request: web.Request) -> web.Response:
     if decoded is None or update_owner(decoded[1]) != caller_tag(principal):
         raise ApiError(404, "command_not_found", f"no command {command_id}")
     workflow_id, update = decoded
-    handle = request.app[TEMPORAL].get_workflow_handle(workflow_id).get_update_handle(update)
+    pending = await _kept(request, workflow_id, update)
+    run_id = pending.run_id if pending is not None else None
+    handle = (
+        request.app[TEMPORAL]
+        .get_workflow_handle(workflow_id, run_id=run_id)
+        .get_update_handle(update)
+    )
     try:
         async with asyncio.timeout(LOOKUP_SECONDS + 1):
             result = await handle.result(rpc_timeout=timedelta(seconds=LOOKUP_SECONDS))
@@ -132,27 +143,28 @@ async def get_command(request: web.Request) -> web.Response:
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise workflow_error(err) from err
-        # Temporal knows no such update: never sent, or dropped before a worker took it
-        return await _send_again(request, command_id, workflow_id, update)
+        if pending is None or pending.run_id is None:
+            raise ApiError(
+                404, "command_not_found", f"no command {command_id} (or it was never applied)"
+            ) from err
+        # the run knows no such update: dropped before a worker took it
+        return await _send_again(request, command_id, workflow_id, update, pending)
     await _forget(request, workflow_id, update)
     return _done(command_id, result)
 
 
 async def _send_again(
-    request: web.Request, command_id: str, workflow_id: str, update: str
+    request: web.Request, command_id: str, workflow_id: str, update: str, pending: Pending
 ) -> web.Response:
-    store = request.app[STORE]
-    pending = await store.commands.find(workflow_id, update)
-    if pending is None:
-        raise ApiError(
-            404, "command_not_found", f"no command {command_id} (or it was never applied)"
-        )
-    name, argument = pending
-    handle = request.app[TEMPORAL].get_workflow_handle(workflow_id)
+    """The kept command to the run it went to, under its update id (applied once)."""
+    handle = request.app[TEMPORAL].get_workflow_handle(workflow_id, run_id=pending.run_id)
     try:
         async with asyncio.timeout(LOOKUP_SECONDS + 1):
             result = await handle.execute_update(
-                name, argument, id=update, rpc_timeout=timedelta(seconds=LOOKUP_SECONDS)
+                pending.name,
+                pending.argument,
+                id=update,
+                rpc_timeout=timedelta(seconds=LOOKUP_SECONDS),
             )
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return web.json_response(CommandPending(command_id).body(), status=202)
@@ -161,7 +173,7 @@ async def _send_again(
         return _failed(command_id, err)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            # the workflow is gone (closed before the command reached it)
+            # the run has closed (continued as new, finished) without the command
             await _forget(request, workflow_id, update)
             raise ApiError(
                 404, "command_not_found", f"command {command_id} was never applied"
@@ -169,6 +181,16 @@ async def _send_again(
         raise workflow_error(err) from err
     await _forget(request, workflow_id, update)
     return _done(command_id, result)
+
+
+async def _kept(request: web.Request, workflow_id: str, update: str) -> Pending | None:
+    """The kept command, or None (also while the store fails: Temporal alone answers)."""
+    try:
+        async with asyncio.timeout(STORE_SECONDS):
+            return await request.app[STORE].commands.find(workflow_id, update)
+    except Exception:
+        log.warning("pending command %s of %s not read", update, workflow_id, exc_info=True)
+        return None
 
 
 async def _forget(request: web.Request, workflow_id: str, update: str) -> None:

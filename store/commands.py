@@ -5,6 +5,7 @@ restarts. The same update id makes sending it again safe (Temporal applies an id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,14 @@ from sqlalchemy.orm import Session
 
 from store.database import Database, utcnow
 from store.tables import PendingCommand
+
+
+@dataclass(frozen=True)
+class Pending:
+    run_id: str | None
+    name: str
+    argument: dict[str, Any]
+
 
 # a command nobody looked up for this long is forgotten (its outcome, if any, stays in
 # the workflow's history, where the look-up finds it)
@@ -24,7 +33,12 @@ class CommandRepository:
         self.db = db
 
     async def remember(
-        self, workflow_id: str, update_id: str, name: str, argument: dict[str, Any]
+        self,
+        workflow_id: str,
+        update_id: str,
+        name: str,
+        argument: dict[str, Any],
+        run_id: str | None,
     ) -> None:
         now = utcnow()
 
@@ -35,6 +49,7 @@ class CommandRepository:
                 .values(
                     workflow_id=workflow_id,
                     update_id=update_id,
+                    run_id=run_id,
                     name=name,
                     argument=argument,
                     created_at=now,
@@ -44,11 +59,11 @@ class CommandRepository:
 
         await self.db.write(write)
 
-    async def find(self, workflow_id: str, update_id: str) -> tuple[str, dict[str, Any]] | None:
-        """(update name, argument) of a pending command, or None."""
+    async def find(self, workflow_id: str, update_id: str) -> Pending | None:
+        """A pending command, or None."""
         async with self.db.sessions() as session:
             row = await session.get(PendingCommand, (workflow_id, update_id))
-            return (row.name, row.argument) if row else None
+            return Pending(row.run_id, row.name, row.argument) if row else None
 
     async def forget(self, workflow_id: str, update_id: str) -> None:
         def write(session: Session) -> None:

@@ -363,6 +363,8 @@ class PendingCommand(Base):
     __tablename__ = "pending_commands"
     workflow_id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    # the run it went to (None: not known; then it is not sent again)
+    run_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     name: Mapped[str] = mapped_column(String(100))
     argument: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(index=True)

@@ -362,7 +362,8 @@ async def test_a_command_temporal_dropped_is_sent_again_by_its_look_up(stack: St
         assert ops is not None
         update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
         argument = CancelRequest(reason="customer called").model_dump(mode="json")
-        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument)
+        run_id = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
+        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument, run_id)
         command_id = encode_command_id(workflow_id, update_id)
         # only the caller who sent it may look it up (and so send it again)
         status, other, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}", key="web")

@@ -1,8 +1,8 @@
 """pending commands
 
-Revision 0008: `pending_commands`, each command answered 202 with its update name and
-argument, so GET /v1/commands/{id} can send it again under the same update id when
-Temporal has dropped it before a worker accepted it.
+Revision 0008: `pending_commands`, each command answered 202 with the workflow run it
+went to, its update name and argument, so GET /v1/commands/{id} can send it again to that
+run under the same update id when Temporal has dropped it before a worker accepted it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def upgrade() -> None:
         "pending_commands",
         sa.Column("workflow_id", sa.String(400), primary_key=True),
         sa.Column("update_id", sa.String(400), primary_key=True),
+        sa.Column("run_id", sa.String(100), nullable=True),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("argument", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
