@@ -38,14 +38,19 @@ from api.dependencies import WORKER_CHECK
 from api.errors import ApiError, CommandPending, workflow_error
 from api.idempotency import caller_tag, command_update_id, update_owner
 from store.commands import Pending
+from store.database import utcnow
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
 # a look-up waits this long for an outcome before answering "pending"
 LOOKUP_SECONDS = 2.0
-# keeping a pending command in the store may take this long before the 202 goes without
-STORE_SECONDS = 5.0
+# keeping a pending command (its run, then the store) may add this much to the 202; the
+# look-up's own store reads and writes are bounded the same
+STORE_SECONDS = 1.0
+# a kept command is sent again only this long after its 202 (a client that looks it up
+# later learns it was not applied, instead of applying it hours on)
+RESEND_WITHIN = timedelta(hours=1)
 
 
 def encode_command_id(workflow_id: str, update: str) -> str:
@@ -110,7 +115,7 @@ async def _remember(
         async with asyncio.timeout(STORE_SECONDS):
             # the run the update went to: pinned to it, a look-up never sends the command
             # to a later run (continue-as-new), where Temporal would not know it was applied
-            run_id = (await handle.describe(rpc_timeout=timedelta(seconds=LOOKUP_SECONDS))).run_id
+            run_id = (await handle.describe(rpc_timeout=timedelta(seconds=STORE_SECONDS))).run_id
             await request.app[STORE].commands.remember(handle.id, update_id, name, argument, run_id)
     except Exception:
         log.warning("pending command %s of %s not kept", update_id, handle.id, exc_info=True)
@@ -138,7 +143,8 @@ async def get_command(request: web.Request) -> web.Response:
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return web.json_response(CommandPending(command_id).body(), status=202)
     except WorkflowUpdateFailedError as err:
-        await _forget(request, workflow_id, update)
+        if pending is not None:
+            await _forget(request, workflow_id, update)
         return _failed(command_id, err)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
@@ -147,9 +153,15 @@ async def get_command(request: web.Request) -> web.Response:
             raise ApiError(
                 404, "command_not_found", f"no command {command_id} (or it was never applied)"
             ) from err
+        if utcnow() - pending.created_at > RESEND_WITHIN:
+            await _forget(request, workflow_id, update)
+            raise ApiError(
+                404, "command_not_found", f"command {command_id} was never applied"
+            ) from err
         # the run knows no such update: dropped before a worker took it
         return await _send_again(request, command_id, workflow_id, update, pending)
-    await _forget(request, workflow_id, update)
+    if pending is not None:
+        await _forget(request, workflow_id, update)
     return _done(command_id, result)
 
 

@@ -6,7 +6,7 @@ restarts. The same update id makes sending it again safe (Temporal applies an id
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -21,6 +21,7 @@ class Pending:
     run_id: str | None
     name: str
     argument: dict[str, Any]
+    created_at: datetime
 
 
 # a command nobody looked up for this long is forgotten (its outcome, if any, stays in
@@ -63,7 +64,7 @@ class CommandRepository:
         """A pending command, or None."""
         async with self.db.sessions() as session:
             row = await session.get(PendingCommand, (workflow_id, update_id))
-            return Pending(row.run_id, row.name, row.argument) if row else None
+            return Pending(row.run_id, row.name, row.argument, row.created_at) if row else None
 
     async def forget(self, workflow_id: str, update_id: str) -> None:
         def write(session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -54,7 +55,7 @@ def new_key_id() -> str:
 
 T = TypeVar("T")
 # SQLite: threads (and connections) of a process's reads through Database.read
-READER_THREADS = 2
+READER_THREADS = 4
 
 
 def _configure_sqlite(sync_engine: Engine) -> None:
@@ -248,7 +249,10 @@ class Database:
 
         if self._readers is not None:
             readers, self._readers = self._readers, None
-            readers.shutdown(wait=False)
+            # reads not begun are dropped, those under way finish before the engine goes
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(readers.shutdown, wait=True, cancel_futures=True)
+            )
             if self._read_engine is not None:
                 self._read_engine.dispose()
                 self._read_engine = None

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,6 +35,7 @@ from api.idempotency import caller_tag
 from api.messages import CancelRequest
 from oms.ids import order_key
 from store import Store
+from store.tables import PendingCommand
 from tests.conftest import temporal_cli
 from tests.integration.conftest import KEYS, POSTGRES_URL, Stack, _postgres_database, order_body
 from workers.seed import seed_demo
@@ -385,6 +388,38 @@ async def test_a_command_temporal_dropped_is_sent_again_by_its_look_up(stack: St
         assert await stack.store.commands.find(workflow_id, update_id) is None
         status, again, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}")
         assert (status, again["status"]) == (200, "done"), again
+    finally:
+        await http.close()
+
+
+async def test_a_dropped_command_older_than_an_hour_is_not_sent_again(stack: Stack) -> None:
+    """A look-up long after the 202 learns the command was never applied rather than
+    applying it then."""
+    http = await serve(init_app(stack.settings, store=stack.store, client=stack.client))
+    try:
+        body = order_body()
+        order_id = order_key(body["order_id"], "web")
+        workflow_id = order_workflow_id(order_id)
+        status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
+        assert status == 201, created
+        ops = await stack.store.config.principal(KEYS["ops"])
+        assert ops is not None
+        update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
+        run_id = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
+        argument = CancelRequest().model_dump(mode="json")
+        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument, run_id)
+        async with stack.store.db.transaction() as session:
+            await session.execute(
+                update(PendingCommand)
+                .where(PendingCommand.update_id == update_id)
+                .values(created_at=datetime.now(UTC) - timedelta(hours=2))
+            )
+        command_id = encode_command_id(workflow_id, update_id)
+        status, answer, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}")
+        assert (status, answer["error"]["code"]) == (404, "command_not_found"), answer
+        assert await stack.store.commands.find(workflow_id, update_id) is None
+        row = await stack.store.orders.get(order_id)
+        assert row is not None and row.status != "CANCELLED"
     finally:
         await http.close()
 
