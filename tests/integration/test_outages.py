@@ -348,6 +348,25 @@ async def test_command_without_answer_is_202_with_a_command_to_look_up(stack: St
         await http.close()
 
 
+async def _kept_cancel(
+    stack: Stack, http: TestClient[Any, Any], reason: str
+) -> tuple[str, str, str]:
+    """A new order, and an ops cancel of it as the API keeps a command answered 202 that
+    Temporal has never heard of: (order id, workflow id, update id)."""
+    body = order_body()
+    order_id = order_key(body["order_id"], "web")
+    workflow_id = order_workflow_id(order_id)
+    status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
+    assert status == 201, created
+    ops = await stack.store.config.principal(KEYS["ops"])
+    assert ops is not None
+    update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
+    argument = CancelRequest(reason=reason).model_dump(mode="json")
+    run_id = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
+    await stack.store.commands.remember(workflow_id, update_id, "cancel", argument, run_id)
+    return order_id, workflow_id, update_id
+
+
 async def test_a_command_temporal_dropped_is_sent_again_by_its_look_up(stack: Stack) -> None:
     """Temporal keeps an update no worker has accepted in memory only: a workflow task that
     times out (its worker died holding it) or a server restart drops it, and the look-up
@@ -356,17 +375,7 @@ async def test_a_command_temporal_dropped_is_sent_again_by_its_look_up(stack: St
     Here the command is as the API kept it, and Temporal has never heard of it."""
     http = await serve(init_app(stack.settings, store=stack.store, client=stack.client))
     try:
-        body = order_body()
-        order_id = order_key(body["order_id"], "web")
-        workflow_id = order_workflow_id(order_id)
-        status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
-        assert status == 201, created
-        ops = await stack.store.config.principal(KEYS["ops"])
-        assert ops is not None
-        update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
-        argument = CancelRequest(reason="customer called").model_dump(mode="json")
-        run_id = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
-        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument, run_id)
+        order_id, workflow_id, update_id = await _kept_cancel(stack, http, "customer called")
         command_id = encode_command_id(workflow_id, update_id)
         # only the caller who sent it may look it up (and so send it again)
         status, other, _, _ = await timed(http, "GET", f"/v1/commands/{command_id}", key="web")
@@ -397,17 +406,7 @@ async def test_a_dropped_command_older_than_an_hour_is_not_sent_again(stack: Sta
     applying it then."""
     http = await serve(init_app(stack.settings, store=stack.store, client=stack.client))
     try:
-        body = order_body()
-        order_id = order_key(body["order_id"], "web")
-        workflow_id = order_workflow_id(order_id)
-        status, created, _, _ = await timed(http, "POST", "/v1/orders", key="web", json=body)
-        assert status == 201, created
-        ops = await stack.store.config.principal(KEYS["ops"])
-        assert ops is not None
-        update_id = f"cancel:{caller_tag(ops)}:auto-{uuid.uuid4().hex}"
-        run_id = (await stack.client.get_workflow_handle(workflow_id).describe()).run_id
-        argument = CancelRequest().model_dump(mode="json")
-        await stack.store.commands.remember(workflow_id, update_id, "cancel", argument, run_id)
+        order_id, workflow_id, update_id = await _kept_cancel(stack, http, "chaos")
         async with stack.store.db.transaction() as session:
             await session.execute(
                 update(PendingCommand)
