@@ -46,6 +46,7 @@ PATHS = {
     "return_to_vendor",
     "transferred",
     "delivered_in_fewer_round_trips",
+    "local_steps",
 }
 
 

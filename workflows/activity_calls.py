@@ -135,8 +135,20 @@ async def call(name: str, arg: Any, result_type: type[T], *, attempts: int | Non
     return result
 
 
-async def run(name: str, arg: Any) -> None:
+async def run(name: str, arg: Any, *, local: bool = False) -> None:
+    """`local`: as a local activity, run by the worker that runs the workflow task, in that
+    task (its marker in the history instead of an activity task and the workflow task that
+    takes its result); for short store writes that do not heartbeat."""
     options = OPTIONS.get(name, DEFAULT)
+    if local:
+        assert options.heartbeat is None, f"{name} heartbeats: not a local activity"
+        await workflow.execute_local_activity(
+            name,
+            arg,
+            start_to_close_timeout=options.start_to_close,
+            retry_policy=options.retry,
+        )
+        return
     await workflow.execute_activity(
         name,
         arg,

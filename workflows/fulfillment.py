@@ -1,7 +1,8 @@
 """FulfillmentWorkflow: one child per location and release.
 
 release -> wait for the pick report -> ship -> deliver. Each step is an activity that
-writes the store, then a `fulfillment_progress` signal tells the parent order. Units
+writes the store, then signals `fulfillment_progress` to the parent order; it runs as a
+local activity in the workflow task that takes the store's report. Units
 not found at pick are reported back as backordered: the parent re-routes them and a
 new release (new release key, new shipment key) follows.
 """
@@ -64,7 +65,12 @@ class FulfillmentWorkflow:
         # the order hears of each step from the step's activity (no signal from here,
         # whose delivery cost this workflow a task per step); histories from before sent
         # it from here, in order by one task (or waited for each signal's delivery)
-        self.progress_by_activity = workflow.patched(patches.PROGRESS_FROM_ACTIVITIES)
+        # each step a local activity in the workflow task that takes its report (histories
+        # from before ran each as an activity task of its own)
+        self.local_steps = workflow.patched(patches.LOCAL_STEPS)
+        self.progress_by_activity = self.local_steps or workflow.patched(
+            patches.PROGRESS_FROM_ACTIVITIES
+        )
         self.async_progress = self.progress_by_activity or workflow.patched(patches.ROUND_TRIPS)
         self.outbox: list[FulfillmentProgress] = []
         self.sender: asyncio.Task[None] | None = None
@@ -73,7 +79,7 @@ class FulfillmentWorkflow:
     async def run(self, input: FulfillmentInput) -> FulfillmentResult:
         workflow.set_current_details(f"releasing to {input.location_id}")
         released = self._progress("released", {line.line_id: line.quantity for line in input.lines})
-        await activity_calls.run(
+        await self._step(
             "release_work_order",
             ReleaseInput(fulfillment=input, at=workflow.now(), **self._told(released)),
         )
@@ -93,7 +99,7 @@ class FulfillmentWorkflow:
                     lid: ordered[lid] - q for lid, q in self.picked.items() if q < ordered[lid]
                 },
             )
-            await activity_calls.run(
+            await self._step(
                 "record_pick",
                 RecordPickInput(fulfillment=input, picked=self.picked, **self._told(picked)),
             )
@@ -111,7 +117,7 @@ class FulfillmentWorkflow:
                 carrier=self.ship_report.carrier,
                 tracking_number=self.ship_report.tracking_number,
             )
-            await activity_calls.run(
+            await self._step(
                 "record_ship",
                 RecordShipInput(
                     fulfillment=input,
@@ -135,7 +141,7 @@ class FulfillmentWorkflow:
             )
             if self.delivery_report is None:
                 progress = self._progress("returned_to_sender", shipped)
-                await activity_calls.run(
+                await self._step(
                     "record_returned_to_sender",
                     RecordReturnedToSenderInput(
                         fulfillment=input, returned=shipped, **self._told(progress)
@@ -145,7 +151,7 @@ class FulfillmentWorkflow:
                 await self._tell_parent(progress)
             else:
                 progress = self._progress("delivered", shipped)
-                await activity_calls.run(
+                await self._step(
                     "record_delivery",
                     RecordDeliveryInput(
                         fulfillment=input, delivered=shipped, **self._told(progress)
@@ -183,7 +189,7 @@ class FulfillmentWorkflow:
         )
         await workflow.wait_condition(lambda: self.receipt_report is not None)
         progress = self._progress("ready_for_pickup", shipped)
-        await activity_calls.run(
+        await self._step(
             "record_transfer_receipt",
             RecordTransferReceiptInput(fulfillment=input, received=shipped, **self._told(progress)),
         )
@@ -194,7 +200,7 @@ class FulfillmentWorkflow:
         )
         await workflow.wait_condition(lambda: self.delivery_report is not None)
         progress = self._progress("delivered", shipped)
-        await activity_calls.run(
+        await self._step(
             "record_delivery",
             RecordDeliveryInput(fulfillment=input, delivered=shipped, **self._told(progress)),
         )
@@ -222,13 +228,17 @@ class FulfillmentWorkflow:
         self.cancelled.update(line_ids)
         reason = "; ".join(r.reason for r in requests if r.reason)
         progress = self._progress("cancelled", {lid: 1 for lid in line_ids})
-        await activity_calls.run(
+        await self._step(
             "cancel_release",
             CancelReleaseInput(
                 fulfillment=self.input, line_ids=line_ids, reason=reason, **self._told(progress)
             ),
         )
         await self._tell_parent(progress)
+
+    async def _step(self, name: str, arg: Any) -> None:
+        """A step's store write (and its signal to the order)."""
+        await activity_calls.run(name, arg, local=self.local_steps)
 
     def _shippable(self) -> bool:
         return any(self.picked.get(lid) for lid in self._live_lines())

@@ -53,3 +53,9 @@ BASELINE_13 = "oms-13-baseline"
 # workflow, whose signal's delivery cost the release a workflow task per step; a release
 # with this marker needs no other (it takes round trips' ordering as well)
 PROGRESS_FROM_ACTIVITIES = "oms-13-progress-from-activities"
+# issue 13: a release's steps (release, pick, ship, delivery, receipt, return to sender,
+# cancel) are local activities, run in the workflow task that takes the store's report:
+# a step is one workflow task and no activity task (it was two workflow tasks and an
+# activity task); a release with this marker needs no other (it takes progress from
+# activities and round trips' ordering as well)
+LOCAL_STEPS = "oms-13-local-steps"

@@ -561,6 +561,23 @@ async def progress_from_activities(stack: Stack) -> str:
     return order_id
 
 
+@scenario("local_steps")
+async def local_steps(stack: Stack) -> str:
+    """The plain path once a release's steps are local activities in the workflow task
+    that takes the store's report (patch oms-13-local-steps)."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
+@scenario("local_steps_cancel_picked")
+async def local_steps_cancel_picked(stack: Stack) -> str:
+    """A picked release cancelled once its steps are local activities: the cancel's store
+    write runs in the workflow task that takes the order's cancel_lines signal."""
+    return await cancel_picked(stack)
+
+
 @scenario("transferred")
 async def transferred(stack: Stack) -> str:
     """Click and collect from a warehouse: transfer picked, shipped, received at the

@@ -424,21 +424,23 @@ class Chaos:
         """An engineer sends a release's progress report to the order once more (with the
         CLI, as DESIGN section 4 allows): a repeated message must change nothing."""
         client = self.stack.client
+        order = client.get_workflow_handle(order_workflow_id(order_id))
         try:
-            history = await client.get_workflow_handle(
-                fulfillment_workflow_id(order_id, seq)
-            ).fetch_history()
-            # each step's activity carries the progress it signals to the order once done
+            # the reports the order's (current run's) history holds from that release
+            history = await order.fetch_history()
             sent: list[FulfillmentProgress] = []
             for e in history.events:
-                if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                attributes = e.workflow_execution_signaled_event_attributes
+                if (
+                    e.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                    or attributes.signal_name != "fulfillment_progress"
+                ):
                     continue
-                scheduled = history.events[
-                    e.activity_task_completed_event_attributes.scheduled_event_id - 1
-                ].activity_task_scheduled_event_attributes
-                [step] = await client.data_converter.decode(list(scheduled.input.payloads), [dict])
-                if step.get("progress"):
-                    sent.append(FulfillmentProgress.model_validate(step["progress"]))
+                [step] = await client.data_converter.decode(
+                    list(attributes.input.payloads), [FulfillmentProgress]
+                )
+                if step.release_key.endswith(f"-R{seq}"):
+                    sent.append(step)
             if not sent:
                 answer, what = "nothing-sent-yet", f"release {seq}"
             else:
@@ -446,9 +448,7 @@ class Chaos:
                 what = f"{progress.kind} of {progress.shipment_key} {progress.quantities}" + (
                     f" backordered {progress.backordered}" if progress.backordered else ""
                 )
-                await client.get_workflow_handle(order_workflow_id(order_id)).signal(
-                    "fulfillment_progress", progress
-                )
+                await order.signal("fulfillment_progress", progress)
                 answer = "signalled"
         except RPCError as err:
             answer, what = f"rpc-{err.status.name if err.status else 'error'}", f"release {seq}"

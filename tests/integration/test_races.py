@@ -83,7 +83,15 @@ def idle(history: Sequence[HistoryEvent]) -> bool:
     done = [
         i for i, e in enumerate(history) if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     ]
-    return bool(done) and all(e.event_type in QUIET for e in history[done[-1] + 1 :])
+    if not done:
+        return False
+    tail = [e.event_type for e in history[done[-1] + 1 :]]
+    # a report taken and answered in the one task (a release's step as a local activity)
+    accepted = tail.count(E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+    answered = tail.count(E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+    return accepted <= answered and all(
+        t in QUIET or t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED for t in tail
+    )
 
 
 async def wait_history(
@@ -165,14 +173,22 @@ async def cancel_delivered(own: Stack, order_id: str) -> None:
 
 async def reported(own: Stack, release_id: str, reports: int) -> None:
     """The release has delivered `reports` progress signals to the order and is idle: each
-    step's activity signals the order before it completes. (Watched on the release: the
+    step's (local) activity signals the order before it completes. (Watched on the release: the
     order's history does not show signals that arrive while its failed workflow task waits
     for a retry.)"""
     await wait_history(
         own,
         release_id,
         lambda h: (
-            [e.event_type for e in h].count(E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) >= reports
+            sum(
+                e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                or (
+                    e.event_type == E.EVENT_TYPE_MARKER_RECORDED
+                    and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+                )
+                for e in h
+            )
+            >= reports
             and idle(h)
         ),
         f"{reports} reports delivered to the order",
