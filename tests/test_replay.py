@@ -4,7 +4,9 @@ that would break running orders fails here (guard it with `workflow.patched`).
 `order_*.json` / `fulfillment_*.json` were recorded by the code before the issue-7 changes
 (no patch markers): they prove that orders started on that code still replay. The others
 were recorded by tests/integration/test_histories.py and test_continue_as_new.py, one per
-path of the lifecycle (README, "Changing workflow code", says how to record them again)."""
+path of the lifecycle (README, "Changing workflow code", says how to record them again).
+`cancel_in_flight_unpatched_*.json` is that path recorded by the code before patch
+oms-7001-cancel-in-flight (the order completed before its cancel recorded its return)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ PATHS = {
     "transferred",
     "delivered_in_fewer_round_trips",
     "local_steps",
+    "cancel_in_flight",
 }
 
 

@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import activity_calls, search
+    from workflows import activity_calls, patches, search
     from workflows.approval import ApprovalBook
     from workflows.model import (
         ApprovalStatus,
@@ -419,6 +419,15 @@ class OrderBase:
         if status == OrderStatus.CANCELLED and self.cancels_in_flight:
             # the cancel in flight closes the order once its return is recorded
             status = self.view.status
+        elif (
+            status in TERMINAL
+            and self.cancels_in_flight
+            and status != self.view.status
+            and self._cancel_decides_end()
+        ):
+            # so does it when the other lines were delivered or came back: the order
+            # would end (and complete) before the cancel had recorded its return
+            status = self.view.status
         elif status in HOLDABLE and (
             (self.partners_apart and self.state.rejected_deliveries)
             or (self.stage_holds and self.stage_held)
@@ -455,6 +464,15 @@ class OrderBase:
                     return_id=return_id, type="CANCEL", lines=lines, status="DONE", reason=reason
                 )
             )
+            if self.view.status in FINAL and self._cancel_decides_end():
+                # the order ended meanwhile: nothing after this would project the return
+                await self._publish()
+
+    def _cancel_decides_end(self) -> bool:
+        """A cancel in flight decides how the order ends (patch oms-7001-cancel-in-flight;
+        asked only where the paths differ, so an order that never meets such a case
+        carries no marker)."""
+        return self.guarded and workflow.patched(patches.CANCEL_IN_FLIGHT)
 
     def _apply_decisions(self, decisions: list[RoutingDecision]) -> None:
         for decision in decisions:

@@ -226,7 +226,16 @@ class OrderCancellation(OrderBase):
         if self.view.status == OrderStatus.AWAITING_APPROVAL and self.state.all_done:
             for approval in self.approvals.withdraw_open():
                 self._event("approval_withdrawn", f"{approval.reason}: order cancelled")
-        if self.state.all_done and not any(p.units("delivered") for p in self.state.lines.values()):
+        lines = self.state.lines.values()
+        if (
+            self.state.all_done
+            and not any(p.units("delivered") for p in lines)
+            # units that came back to sender: the order is RETURNED and takes their
+            # returns (histories from before cancelled it)
+            and not (
+                any(p.units("returned_to_sender") for p in lines) and self._cancel_decides_end()
+            )
+        ):
             if self.view.status != OrderStatus.CANCELLED:
                 await self._set_status(OrderStatus.CANCELLED, reason)
         elif self.view.status not in ROUTING_WAITS and self.state.release_seq:

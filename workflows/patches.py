@@ -59,3 +59,11 @@ PROGRESS_FROM_ACTIVITIES = "oms-13-progress-from-activities"
 # activity task); a release with this marker needs no other (it takes progress from
 # activities and round trips' ordering as well)
 LOCAL_STEPS = "oms-13-local-steps"
+# chaos seed 7001 (tests/integration/test_cancel_in_flight.py): a cancel in flight decides
+# how the order ends. A release's report that settles the last open line (the cancel's
+# own confirmation) no longer moves the order to RETURNED or DELIVERED, which let it
+# complete before the cancel had recorded its CANCEL return; the last cancel settles the
+# status once its return is recorded. An order whose other lines came back to sender ends
+# RETURNED (then COMPLETED once their returns are received), not CANCELLED; a CANCEL
+# return recorded after the order ended is projected. Asked only where the paths differ.
+CANCEL_IN_FLIGHT = "oms-7001-cancel-in-flight"

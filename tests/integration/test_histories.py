@@ -530,6 +530,57 @@ async def returned_to_sender(stack: Stack) -> str:
     return order_id
 
 
+@scenario("cancel_in_flight")
+async def cancel_in_flight(stack: Stack) -> str:
+    """Line 1 back to sender and received; line 2, still at Munich, cancelled: Munich's
+    confirmation settles the last line while the cancel is in flight, and the cancel
+    decides how the order ends (patch oms-7001-cancel-in-flight): RETURNED once its
+    CANCEL return is recorded, then COMPLETED."""
+    first, second = unique_sku(), unique_sku()
+    await stack.set_stock([("WH-BERLIN", first, 1), ("WH-MUNICH", second, 2)])
+    body = order_body(sku=first, quantity=1, price="10.00")
+    body["lines"].append({"line_id": "2", "sku": second, "quantity": 2, "unit_price": "10.00"})
+    body["payment"]["amount"] = "30.00"
+    order_id = await stack.create_order(body, key="ops")
+    key = await stack.current_shipment(order_id, "WH-BERLIN")
+    await stack.current_shipment(order_id, "WH-MUNICH")
+    events = [
+        {"event_id": f"f{n}", "status": "DELIVERY_FAILED", "at": f"2026-11-2{n}T09:00:00Z"}
+        for n in (1, 2, 3)
+    ]
+    for action, payload in (
+        ("pick", {"lines": [{"line_id": "1", "picked_quantity": 1}]}),
+        ("ship", {"carrier": "DHL", "tracking_number": "T-4"}),
+        ("tracking", {"events": events}),
+    ):
+        status, answer = await stack.call(
+            "POST", f"/v1/shipments/{key}/{action}", key="WH-BERLIN", json=payload
+        )
+        assert status == 200, answer
+    view = await stack.wait_for(order_id, lambda v: bool(v["returns"]), "line 1's return to sender")
+    status, outcome = await stack.call(
+        "POST",
+        f"/v1/returns/{view['returns'][0]['return_id']}/receive",
+        key="ops",
+        json={"lines": [{"line_id": "1", "quantity": 1, "condition": "new"}]},
+    )
+    assert status == 200, outcome
+    await stack.wait_for(
+        order_id,
+        lambda v: [r["status"] for r in v["returns"]] == ["RECEIVED"],
+        "the return to sender received",
+    )
+    await cancel(stack, order_id, line_ids=["2"])
+    await stack.wait_status(order_id, "COMPLETED")
+    await wait_history(
+        stack,
+        order_workflow_id(order_id),
+        lambda h: h[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        "the order closed",
+    )
+    return order_id
+
+
 @scenario("delivered_in_fewer_round_trips")
 async def delivered_in_fewer_round_trips(stack: Stack) -> str:
     """The plain path once the order coalesces its projections and search attributes per
