@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -113,7 +114,14 @@ async def create_order(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if principal.role == "webshop" and order.sales_channel != principal.identity:
         raise ApiError(403, "forbidden", f"this key orders for channel {principal.identity}")
-    if await store.config.channel(order.sales_channel) is None:
+    digest = request_hash(order)
+    # order ids are unique per channel: the OMS's id names the channel, and an order the
+    # channel placed before ids were scoped keeps its plain id (both reads at once)
+    channel, earlier = await asyncio.gather(
+        store.config.channel(order.sales_channel),
+        store.orders.find(order.order_id, order.sales_channel),
+    )
+    if channel is None:
         raise ApiError(
             422,
             "validation_error",
@@ -126,10 +134,6 @@ async def create_order(request: web.Request) -> web.Response:
                 }
             ],
         )
-    digest = request_hash(order)
-    # order ids are unique per channel: the OMS's id names the channel, and an order the
-    # channel placed before ids were scoped keeps its plain id
-    earlier = await store.orders.find(order.order_id, order.sales_channel)
     if earlier:
         order_id = earlier[0].order_id
     else:

@@ -118,9 +118,12 @@ class ConfigRepository:
             return [(*receivers[receiver], secret) for receiver, secret in made.items()]
 
     async def channel(self, channel_id: str) -> dict[str, Any] | None:
-        async with self.db.sessions() as session:
-            row = await session.get(SalesChannel, channel_id)
+        def read(session: Session) -> dict[str, Any] | None:
+            row = session.get(SalesChannel, channel_id)
             return dict(row.config) if row else None
+
+        # every POST /v1/orders asks: one trip to a reader thread (Database.read)
+        return await self.db.read(read)
 
     async def channels(self) -> list[dict[str, Any]]:
         async with self.db.sessions() as session:
