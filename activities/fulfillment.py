@@ -64,17 +64,34 @@ class FulfillmentActivities:
         await tell_order(input)
 
     @activity.defn(name="record_pick")
-    async def record_pick(self, input: RecordPickInput) -> None:
+    async def record_pick(self, input: RecordPickInput) -> dict[str, int]:
+        """Returns the picked quantities as recorded. The first pick of a shipment counts:
+        a release whose worker died after this wrote the store but before its workflow
+        task completed takes the location's report again (perhaps another one), and
+        then goes on with, and tells the order of, what the store holds."""
         for line in input.fulfillment.lines:
             if line.line_id in input.picked:
                 await self.store.inventory.record_pick(
                     line.reservation_id, input.picked[line.line_id]
                 )
         f = input.fulfillment
-        await self.store.fulfillment.record_pick(
+        held = await self.store.fulfillment.record_pick(
             f.shipment_key, input.picked, f.handover_key if f.transfer_to else None
         )
+        recorded = {lid: held.get(lid, q) for lid, q in input.picked.items()}
+        if input.progress is not None and recorded != input.picked:
+            ordered = {line.line_id: line.quantity for line in f.lines}
+            progress = input.progress.model_copy(
+                update={
+                    "quantities": recorded,
+                    "backordered": {
+                        lid: ordered[lid] - q for lid, q in recorded.items() if q < ordered[lid]
+                    },
+                }
+            )
+            input = input.model_copy(update={"progress": progress})
         await tell_order(input)
+        return recorded
 
     @activity.defn(name="record_ship")
     async def record_ship(self, input: RecordShipInput) -> None:

@@ -265,28 +265,35 @@ class FulfillmentRepository:
 
     async def record_pick(
         self, shipment_key: str, picked: dict[str, int], handover: str | None = None
-    ) -> None:
+    ) -> dict[str, int]:
         """A location's pick; lines of a TRANSFER release found missing are backordered
-        at the pickup store's hand-over (`handover`) too."""
+        at the pickup store's hand-over (`handover`) too. The first pick of a line counts:
+        returns the picked quantities the store holds for the lines of `picked` (this
+        pick's, or an earlier one's)."""
         now = utcnow()
 
-        def write(session: Session) -> None:
+        def write(session: Session) -> dict[str, int]:
             rows = self._rows_now(session, shipment_key)
+            held: dict[str, int] = {}
             for row in rows:
-                if row.status != "OPEN" or row.line_id not in picked:
+                if row.line_id not in picked:
                     continue
-                qty = picked[row.line_id]
-                row.picked_quantity = qty
-                row.status = "PICKED" if qty > 0 else "BACKORDERED"
-                row.updated_at = now
-                self._set_release_now(session, row, "PICKED" if qty > 0 else "BACKORDERED")
+                if row.status == "OPEN":
+                    qty = picked[row.line_id]
+                    row.picked_quantity = qty
+                    row.status = "PICKED" if qty > 0 else "BACKORDERED"
+                    row.updated_at = now
+                    self._set_release_now(session, row, "PICKED" if qty > 0 else "BACKORDERED")
+                if row.status != "CANCELLED" and row.picked_quantity is not None:
+                    held[row.line_id] = row.picked_quantity
             if handover is not None:
                 for row in self._rows_now(session, handover):
                     if row.status == "AWAITING_TRANSFER" and picked.get(row.line_id, 1) == 0:
                         row.status = "BACKORDERED"
                         row.updated_at = now
+            return held
 
-        await self.db.write(write)
+        return await self.db.write(write)
 
     async def record_transfer_receipt(self, shipment_key: str, handover: str) -> None:
         """The pickup store received a TRANSFER release's units: the transfer is

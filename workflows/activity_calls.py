@@ -135,21 +135,28 @@ async def call(name: str, arg: Any, result_type: type[T], *, attempts: int | Non
     return result
 
 
-async def run(name: str, arg: Any, *, local: bool = False) -> None:
+# a local activity retries within its workflow task while its next attempt is due within
+# this; later attempts wait on a timer, and the task completes meanwhile (so a store
+# outage does not hold the task, and an update that started the step is recorded)
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=3)
+
+
+async def run(name: str, arg: Any, *, local: bool = False) -> Any:
     """`local`: as a local activity, run by the worker that runs the workflow task, in that
     task (its marker in the history instead of an activity task and the workflow task that
-    takes its result); for short store writes that do not heartbeat."""
+    takes its result); for short store writes that do not heartbeat. Returns the
+    activity's result as decoded JSON."""
     options = OPTIONS.get(name, DEFAULT)
     if local:
         assert options.heartbeat is None, f"{name} heartbeats: not a local activity"
-        await workflow.execute_local_activity(
+        return await workflow.execute_local_activity(
             name,
             arg,
             start_to_close_timeout=options.start_to_close,
             retry_policy=options.retry,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
         )
-        return
-    await workflow.execute_activity(
+    return await workflow.execute_activity(
         name,
         arg,
         start_to_close_timeout=options.start_to_close,

@@ -99,10 +99,13 @@ class FulfillmentWorkflow:
                     lid: ordered[lid] - q for lid, q in self.picked.items() if q < ordered[lid]
                 },
             )
-            await self._step(
+            recorded = await self._step(
                 "record_pick",
                 RecordPickInput(fulfillment=input, picked=self.picked, **self._told(picked)),
             )
+            if self.local_steps and isinstance(recorded, dict):
+                # the store's first pick counts (one written before this task was lost)
+                self.picked = {lid: int(recorded.get(lid, q)) for lid, q in self.picked.items()}
             self.status = ShipmentStatus.PICKED
             await self._tell_parent(picked)
         if self._shippable():
@@ -236,9 +239,9 @@ class FulfillmentWorkflow:
         )
         await self._tell_parent(progress)
 
-    async def _step(self, name: str, arg: Any) -> None:
-        """A step's store write (and its signal to the order)."""
-        await activity_calls.run(name, arg, local=self.local_steps)
+    async def _step(self, name: str, arg: Any) -> Any:
+        """A step's store write (and its signal to the order); its result."""
+        return await activity_calls.run(name, arg, local=self.local_steps)
 
     def _shippable(self) -> bool:
         return any(self.picked.get(lid) for lid in self._live_lines())
