@@ -90,9 +90,16 @@ class HistoryCounts:
 
     orders: int = 0
     totals: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=lambda: {QUEUED: 0.0, RUNNING: 0.0})
 
     def per_order(self, key: str) -> float:
+        if key in self.seconds:
+            return self.seconds[key] / self.orders if self.orders else 0.0
         return self.totals[key] / self.orders if self.orders else 0.0
+
+
+QUEUED = "s workflow tasks queued"  # scheduled -> started, summed over an order's tasks
+RUNNING = "s in workflow tasks"  # started -> completed (local activities run in there)
 
 
 COUNTED = {
@@ -404,6 +411,21 @@ async def _signal_when_there(handle: WorkflowHandle[Any, Any], report: str) -> N
             await asyncio.sleep(0.05)
 
 
+def time_tasks(counts: HistoryCounts, events: Sequence[Any]) -> None:
+    """Add where one workflow's tasks spent their time: queued for a worker (scheduled ->
+    started), then in it (started -> completed)."""
+    at = {e.event_id: e.event_time.ToDatetime() for e in events}
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            scheduled = e.workflow_task_started_event_attributes.scheduled_event_id
+            if scheduled in at:
+                counts.seconds[QUEUED] += (at[e.event_id] - at[scheduled]).total_seconds()
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            started = e.workflow_task_completed_event_attributes.started_event_id
+            if started in at:
+                counts.seconds[RUNNING] += (at[e.event_id] - at[started]).total_seconds()
+
+
 async def count_histories(client: Client, workflow_ids: Sequence[str]) -> HistoryCounts:
     """Events of each order's workflow and of every child it started."""
     counts = HistoryCounts()
@@ -421,8 +443,11 @@ async def count_histories(client: Client, workflow_ids: Sequence[str]) -> Histor
             for e in events
             if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
         ]
+        time_tasks(counts, events)
         for child in children:
-            events += await events_of(child)
+            of_child = await events_of(child)
+            time_tasks(counts, of_child)
+            events += of_child
         kinds = Counter(e.event_type for e in events)
         counts.totals["history events"] += len(events)
         counts.totals["workflows"] += 1 + len(children)
@@ -508,7 +533,7 @@ def report(
         "pairs, children included)"
     )
     print(f"{'':<28}{'OMS':>8}{'bare':>8}{'OMS/bare':>10}")
-    for name in ["history events", "workflows", *COUNTED]:
+    for name in ["history events", "workflows", *COUNTED, QUEUED, RUNNING]:
         mine, theirs = oms_counts.per_order(name), bare_counts.per_order(name)
         print(f"{name:<28}{mine:>8.1f}{theirs:>8.1f}{_ratio(mine, theirs):>10}")
     for project, bare in rounds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from workflows import search
+
+# every worker the tests start (in this process or as a subprocess) imports the workflow
+# modules for each workflow, so the sandbox checks the paths the tests drive (production
+# shares them: workers/main.py)
+os.environ.setdefault("OMS_WORKER_STRICT_SANDBOX", "1")
 
 
 def temporal_cli() -> str:

@@ -39,7 +39,8 @@ WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ReturnWorkflow, ReconcileReserv
 # modules keep no state of their own (module globals are constants), so they are imported
 # once per process and shared. What the sandbox checks at run time (no clock, no I/O, no
 # randomness outside `workflow.*`) is still checked on the strict runner by every replay
-# in the tests (tests/test_replay.py, tests/integration/test_histories.py).
+# in the tests (tests/test_replay.py, tests/integration/test_histories.py), and by every
+# worker the tests run (OMS_WORKER_STRICT_SANDBOX=1).
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
 )
@@ -62,7 +63,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=SANDBOX,
+        workflow_runner=SandboxedWorkflowRunner() if settings.strict_sandbox else SANDBOX,
         activities=all_activities(
             store,
             webhook_secret=settings.webhook_secret,

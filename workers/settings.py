@@ -164,6 +164,11 @@ class Settings:
     worker_activity_task_pollers: str = field(
         default_factory=lambda: _env("WORKER_ACTIVITY_TASK_POLLERS", "5")
     )
+    # "1": the worker imports the workflow modules afresh for every workflow (Temporal's
+    # sandbox as it comes), so the sandbox's checks (no clock, I/O or randomness outside
+    # `workflow.*`) cover every module; "0" (the default): the `workflows` package is
+    # imported once per process and shared (workers/main.py). The tests run with "1".
+    worker_strict_sandbox: str = field(default_factory=lambda: _env("WORKER_STRICT_SANDBOX", "0"))
     # log lines (oms/logs.py): `json` (one object per line) or `text`; empty: `json` in
     # production, `text` otherwise; and the lowest level written
     log_format: str = field(default_factory=lambda: _env("LOG_FORMAT", ""))
@@ -180,6 +185,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def strict_sandbox(self) -> bool:
+        return self.worker_strict_sandbox.strip().lower() in FLAG_ON
 
     @property
     def migrates_on_start(self) -> bool:
