@@ -9,7 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -184,7 +184,10 @@ class Database:
             ):
                 return work(session)
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, read_now)
+        # in this task's context: the statements' spans belong to the caller's trace
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, copy_context().run, read_now
+        )
 
     def _threaded(self) -> bool:
         """SQLite on a file: reads and writes go through threads of this process."""
@@ -193,7 +196,9 @@ class Database:
     async def _in_writer_thread(self, work: Callable[[Session], T]) -> T:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="oms-sqlite-writer")
-        done = asyncio.get_running_loop().run_in_executor(self._writer, self._write_now, work)
+        done = asyncio.get_running_loop().run_in_executor(
+            self._writer, copy_context().run, self._write_now, work
+        )
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
