@@ -237,6 +237,9 @@ class LoadGen:
         self.watching: set[str] = set()  # orders with a delivered shipment, not yet DELIVERED
         self._busy: set[str] = set()  # shipment keys being reported on
         self._not_before: dict[str, float] = {}  # a failed report's shipment: retry after
+        # reports answered 200 per shipment key: a list read before the last of them was
+        # written still shows the shipment, and is not reported (nor counted) twice
+        self._answered: dict[str, set[str]] = {}
         self._deciding: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._all_ended = asyncio.Event()  # set while no order placed here is in flight
@@ -432,7 +435,12 @@ class LoadGen:
             for location in self.locations or []:
                 for work_order in await self._open_work_orders(location):
                     key = str(work_order["shipment_key"])
-                    reports = NEXT_REPORTS.get(str(work_order["status"]), ())
+                    answered = self._answered.get(key, set())
+                    reports = tuple(
+                        r
+                        for r in NEXT_REPORTS.get(str(work_order["status"]), ())
+                        if r not in answered
+                    )
                     if (
                         not reports
                         or key in self._busy
@@ -492,6 +500,7 @@ class LoadGen:
                     self._not_before[key] = time.monotonic() + FAILED_REPORT_PAUSE
                     return
                 self.stats.reports += 1
+                self._answered.setdefault(key, set()).add(report)
             self._not_before.pop(key, None)
             self.watching.add(str(work_order["order_id"]))
         finally:

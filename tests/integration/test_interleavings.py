@@ -424,12 +424,20 @@ class Chaos:
         """An engineer sends a release's progress report to the order once more (with the
         CLI, as DESIGN section 4 allows): a repeated message must change nothing."""
         client = self.stack.client
-        order = client.get_workflow_handle(order_workflow_id(order_id))
+        workflow_id = order_workflow_id(order_id)
+        order = client.get_workflow_handle(workflow_id)
         try:
-            # the reports the order's (current run's) history holds from that release
-            history = await order.fetch_history()
+            # the reports the order's histories hold from that release (every run: one
+            # from before a continue-as-new sent again to the newest run)
+            runs = [w.run_id async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+            events = []
+            for run_id in runs or [None]:
+                history = await client.get_workflow_handle(
+                    workflow_id, run_id=run_id
+                ).fetch_history()
+                events += history.events
             sent: list[FulfillmentProgress] = []
-            for e in history.events:
+            for e in events:
                 attributes = e.workflow_execution_signaled_event_attributes
                 if (
                     e.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
