@@ -101,6 +101,14 @@ async def deliver_all(stack: Stack, order_id: str, location: str, picked: int = 
     await stack.fulfil(key, location, {"1": picked})
 
 
+async def delivered(stack: Stack) -> str:
+    """The plain path: one line stocked in Berlin, picked, shipped and delivered."""
+    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
+    await deliver_all(stack, order_id, "WH-BERLIN")
+    await stack.wait_status(order_id, "DELIVERED")
+    return order_id
+
+
 # ---------------------------------------------------------------------------- paths
 @scenario("approval_ranks")
 async def approval_ranks(stack: Stack) -> str:
@@ -586,40 +594,28 @@ async def delivered_in_fewer_round_trips(stack: Stack) -> str:
     """The plain path once the order coalesces its projections and search attributes per
     workflow task and its release stops waiting for each signal's delivery (patch
     oms-13-round-trips)."""
-    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
-    await deliver_all(stack, order_id, "WH-BERLIN")
-    await stack.wait_status(order_id, "DELIVERED")
-    return order_id
+    return await delivered(stack)
 
 
 @scenario("delivered_on_one_patch_marker")
 async def delivered_on_one_patch_marker(stack: Stack) -> str:
     """The plain path of an order that takes every change to issue 13 on one patch marker
     (oms-13-baseline) instead of one per change."""
-    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
-    await deliver_all(stack, order_id, "WH-BERLIN")
-    await stack.wait_status(order_id, "DELIVERED")
-    return order_id
+    return await delivered(stack)
 
 
 @scenario("progress_from_activities")
 async def progress_from_activities(stack: Stack) -> str:
     """The plain path once each step's activity signals the order (patch
     oms-13-progress-from-activities): the release sends no signal itself."""
-    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
-    await deliver_all(stack, order_id, "WH-BERLIN")
-    await stack.wait_status(order_id, "DELIVERED")
-    return order_id
+    return await delivered(stack)
 
 
 @scenario("local_steps")
 async def local_steps(stack: Stack) -> str:
     """The plain path once a release's steps are local activities in the workflow task
     that takes the store's report (patch oms-13-local-steps)."""
-    order_id, _ = await place(stack, stock=[("WH-BERLIN", 5)])
-    await deliver_all(stack, order_id, "WH-BERLIN")
-    await stack.wait_status(order_id, "DELIVERED")
-    return order_id
+    return await delivered(stack)
 
 
 @scenario("local_steps_cancel_picked")
