@@ -9,6 +9,7 @@ holds the order until an operator resumes it; a technical failure is retried."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -17,6 +18,7 @@ from activities.partners import Sender
 from oms import ids
 from store import Store
 from store.receivers import location_receiver
+from workflows.fulfillment import fulfillment_workflow_id
 from workflows.model import (
     HANDOVER_SUFFIX,
     ReleasePlan,
@@ -113,6 +115,25 @@ class SubmissionActivities:
             location_id, location_receiver(location_id), url, body, idempotency_key
         )
 
+    async def _release(self, order_id: str, plan: ReleasePlan, at: datetime) -> None:
+        """The release's rows and its empty shipment (the location can report on it from
+        now on), as the release's own first step wrote them before (release_work_order;
+        written once: a retry changes nothing)."""
+        quantities = plan.quantities
+        await self.store.fulfillment.release(
+            order_id=order_id,
+            location_id=plan.location_id,
+            release_key=plan.release_key,
+            shipment_key=plan.shipment_key,
+            workflow_id=fulfillment_workflow_id(order_id, plan.seq),
+            work_order_id=plan.work_order_id,
+            lines=[(line_id, quantities[line_id]) for line_id in plan.line_ids],
+            at=at,
+            handover=(handover_key(plan.shipment_key), plan.transfer_to)
+            if plan.transfer_to
+            else None,
+        )
+
     @activity.defn(name="submit_work_orders")
     async def submit_work_orders(self, input: SubmitWorkOrdersInput) -> SubmitWorkOrdersResult:
         views = [view for plan in input.releases for view in work_order_views(plan)]
@@ -122,10 +143,13 @@ class SubmissionActivities:
             kinds={v.work_order_id: v.kind for v in views if v.kind != "PACKAGING"},
             destinations={v.work_order_id: v.destination_id for v in views if v.destination_id},
         )
+        if input.release_at is not None:
+            for plan in input.releases:
+                await self._release(input.order_id, plan, input.release_at)
         sent: list[str] = []
         to_send: list[str] = []
         for plan in input.releases:
-            if activity.in_activity():
+            if activity.in_activity() and not activity.info().is_local:
                 activity.heartbeat(plan.work_order_id)  # a dead worker is noticed quickly
             messages = await self._messages(input.order_id, plan)
             if not messages:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import query
 from api.auth import require
@@ -30,6 +33,8 @@ routes = web.RouteTableDef()
 # the default work-order list: the open ones and those cancelled in the last CANCELLED_DAYS
 OPEN_WORK_ORDERS = ("AWAITING_TRANSFER", "OPEN", "PICKED", "SHIPPED", "READY_FOR_PICKUP")
 CANCELLED_DAYS = 7
+# how long a report on a release whose workflow is being started waits for the start
+RELEASE_START_SECONDS = 5.0
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
@@ -294,13 +299,44 @@ async def send_report(
             f"{key} takes {', '.join(allowed_steps(record))}, not {step}",
         )
     handle = request.app[TEMPORAL].get_workflow_handle(record.workflow_id)
-    try:
-        result = await execute_update(
-            request, handle, update, report, result_type=StoreReportResult
-        )
-    except Exception as err:
-        raise workflow_error(err, "not_pending") from err
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RELEASE_START_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            result = await execute_update(
+                request, handle, update, report, result_type=StoreReportResult
+            )
+            break
+        except Exception as err:
+            # the order writes a release's rows before it starts the release's workflow:
+            # a report that comes in between waits for the start (a release whose
+            # workflow has run and ended is answered as before)
+            if not (
+                isinstance(err, RPCError)
+                and err.status == RPCStatusCode.NOT_FOUND
+                and await _starting_or_running(handle)
+            ):
+                raise workflow_error(err, "not_pending") from err
+            if loop.time() + pause > deadline:
+                raise ApiError(
+                    503,
+                    "release_starting",
+                    f"the release of {key} is being started; report again shortly",
+                ) from err
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
     return web.json_response(text=result.model_dump_json())
+
+
+async def _starting_or_running(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether Temporal has no workflow of this id yet, or has it running (started since
+    the update found none): the update is worth sending again."""
+    try:
+        described = await handle.describe(rpc_timeout=timedelta(seconds=5))
+    except RPCError as err:
+        return err.status == RPCStatusCode.NOT_FOUND
+    return described.status == WorkflowExecutionStatus.RUNNING
 
 
 @routes.post("/v1/shipments/{shipment_key}/pick")

@@ -855,6 +855,10 @@ class SubmitWorkOrdersInput(BaseModel):
     # False: only record the work orders; their webhooks are sent one by one outside the
     # order's lock (send_work_order), so a failing partner never holds back a cancel
     send_webhooks: bool = True
+    # set: the releases are written too (each release's lines and its empty shipment, as
+    # of this time), so the store has them before the order shows them (patch
+    # oms-13-releases-at-submission; before, each release's workflow wrote its own first)
+    release_at: datetime | None = None
 
 
 class SendWorkOrderInput(BaseModel):
@@ -930,6 +934,10 @@ class FulfillmentInput(BaseModel):
     # a TRANSFER release: shipped to this pickup store, received and handed over there
     # (shipment_key + HANDOVER_SUFFIX is the store's part, handover_key)
     transfer_to: str | None = None
+    # the order wrote the release (with its work orders) and recorded it before it
+    # started this workflow, which begins with the pick (patch oms-13-releases-at-submission;
+    # releases from before write it and signal the order themselves)
+    order_took_release: bool = False
 
     @property
     def handover_key(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -98,9 +99,11 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
             self.approvals.config = {r.reason: r for r in self.channel.approval_reasons}
         # decided once per run, before any handler runs: histories recorded before a
         # change keep the old path (workflows/patches.py)
-        if workflow.patched(patches.BASELINE_13):
-            # one marker for every change up to issue 13 (each marker costs the history
-            # two events: the marker and a TemporalChangeVersion upsert)
+        # (each marker costs the history two events: the marker and a TemporalChangeVersion
+        # upsert, so a new order asks for the newest baseline only)
+        self.releases_at_submission = workflow.patched(patches.RELEASES_AT_SUBMISSION)
+        if self.releases_at_submission or workflow.patched(patches.BASELINE_13):
+            # one marker for every change up to issue 13
             self.guarded = self.abandon_children = self.partners_apart = True
             self.stage_holds = self.returns_enabled = self.round_trips = True
         else:
@@ -529,6 +532,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 order_id=self.order.order_id,
                 releases=plans,
                 send_webhooks=not self.partners_apart,
+                release_at=workflow.now() if self.releases_at_submission else None,
             ),
             SubmitWorkOrdersResult,
         )
@@ -542,8 +546,9 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         else:
             self._event("work_orders_submitted", detail)
         skus = {line.line_id: line.sku for line in self.order.lines}
-        for plan in plans:
-            child_input = FulfillmentInput(
+
+        def child_input(plan: ReleasePlan) -> FulfillmentInput:
+            return FulfillmentInput(
                 order_id=self.order.order_id,
                 location_id=plan.location_id,
                 release_key=plan.release_key,
@@ -559,10 +564,13 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                     )
                     for lid, alloc in allocations[plan.seq]
                 ],
+                order_took_release=self.releases_at_submission,
             )
-            handle = await workflow.start_child_workflow(
+
+        def start(plan: ReleasePlan) -> Awaitable[workflow.ChildWorkflowHandle[Any, Any]]:
+            return workflow.start_child_workflow(
                 FulfillmentWorkflow.run,
-                child_input,
+                child_input(plan),
                 id=fulfillment_workflow_id(self.order.order_id, plan.seq),
                 static_summary=f"{plan.location_id}: release {plan.release_key}"
                 + (f", transfer to {plan.transfer_to}" if plan.transfer_to else ""),
@@ -572,6 +580,28 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 if self.abandon_children
                 else ParentClosePolicy.TERMINATE,
             )
+
+        if self.releases_at_submission:
+            # submit_work_orders wrote the releases: the order records them (and the status
+            # they give) in this workflow task, and starts every release's workflow at once
+            # (before: one after the other, each release then wrote itself and signalled
+            # the order, a workflow task of the order's own); a later step's report comes
+            # after this
+            for plan in plans:
+                self._take_progress(
+                    FulfillmentProgress(
+                        release_key=plan.release_key,
+                        shipment_key=plan.shipment_key,
+                        location_id=plan.location_id,
+                        kind="released",
+                        quantities=dict(plan.quantities),
+                    )
+                )
+            await self._refresh_fulfillment_status()
+            await asyncio.gather(*(start(plan) for plan in plans))
+            return
+        for plan in plans:
+            handle = await start(plan)
             if not self.abandon_children:
                 self.children.append(handle)  # awaited before the order closes
         await self._refresh_fulfillment_status()
@@ -583,14 +613,24 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
         ):
             workflow.logger.warning("fulfillment report with too many lines ignored")
             return
-        # a repeated, late or made-up report changes nothing (keyed per release and step)
+        if not self._take_progress(progress):
+            return
+        if progress.kind == "returned_to_sender":
+            await self._return_to_sender(progress)
+        if progress.kind == "ready_for_pickup":
+            self._tell_ready_for_pickup(progress)
+        await self._refresh_fulfillment_status()
+
+    def _take_progress(self, progress: FulfillmentProgress) -> bool:
+        """Fold a release's step into the order's lines and events; False when it changes
+        nothing (a repeated, late or made-up report: keyed per release and step)."""
         if not self.state.apply_progress(progress, workflow.now(), once=self.guarded):
             workflow.logger.info(
                 "fulfillment report %s %s ignored: already applied or not applicable",
                 progress.release_key,
                 progress.kind,
             )
-            return
+            return False
         parts = ", ".join(f"line {k}: {v}" for k, v in sorted(progress.quantities.items()))
         if progress.backordered:
             parts += "; backordered " + ", ".join(
@@ -603,11 +643,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
             f"shipment_{progress.kind}",
             f"{progress.shipment_key} at {progress.location_id}: {parts}",
         )
-        if progress.kind == "returned_to_sender":
-            await self._return_to_sender(progress)
-        if progress.kind == "ready_for_pickup":
-            self._tell_ready_for_pickup(progress)
-        await self._refresh_fulfillment_status()
+        return True
 
     def _tell_ready_for_pickup(self, progress: FulfillmentProgress) -> None:
         """Click and collect: the channel hears (a signed status update, in the background

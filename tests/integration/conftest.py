@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -181,13 +182,32 @@ class Stack:
             ),
             f"an open shipment at {location_id}",
         )
-        return str(
+        key = str(
             next(
                 s["shipment_key"]
                 for s in view["shipments"]
                 if s["location_id"] == location_id and s["status"] == "OPEN"
             )
         )
+        await self.release_started(key)
+        return key
+
+    async def release_started(self, shipment_key: str) -> None:
+        """The order shows a release once it has written it, a moment before it starts the
+        release's workflow: wait for that too (tests look at the workflow at once)."""
+        record = await self.store.fulfillment.shipment(shipment_key)
+        assert record is not None, f"{shipment_key} is in the order view, not in the store"
+        handle = self.client.get_workflow_handle(record.workflow_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while True:
+            try:
+                await handle.describe()
+                return
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
 
     async def fulfil(self, shipment_key: str, location_id: str, picked: dict[str, int]) -> None:
         """Pick, ship and deliver one shipment as the location would."""

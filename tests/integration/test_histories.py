@@ -625,6 +625,20 @@ async def local_steps_cancel_picked(stack: Stack) -> str:
     return await cancel_picked(stack)
 
 
+@scenario("releases_at_submission")
+async def releases_at_submission(stack: Stack) -> str:
+    """The plain path once submit_work_orders writes the release and the order records it
+    as it starts the release's workflow (patch oms-13-releases-at-submission)."""
+    return await delivered(stack)
+
+
+@scenario("releases_at_submission_rerelease")
+async def releases_at_submission_rerelease(stack: Stack) -> str:
+    """Backordered units re-released from another location once each release is written
+    at its submission (patch oms-13-releases-at-submission)."""
+    return await backorder_rerelease(stack)
+
+
 @scenario("transferred")
 async def transferred(stack: Stack) -> str:
     """Click and collect from a warehouse: transfer picked, shipped, received at the

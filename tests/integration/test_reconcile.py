@@ -346,6 +346,7 @@ async def test_a_retried_page_carries_on_after_its_last_heartbeat(stack: Stack) 
     for sku in skus:  # one after the other: the first holds the older reservation
         order_ids.append(await stack.create_order(order_body(sku=sku, quantity=1)))
         await stack.wait_status(order_ids[-1], "IN_FULFILLMENT")
+        await stack.current_shipment(order_ids[-1], "WH-BERLIN")  # its release started
     for order_id in order_ids:
         await terminate(stack, order_id)
         release = stack.client.get_workflow_handle(f"order-{order_id}-release-1")
