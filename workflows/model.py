@@ -856,8 +856,8 @@ class SubmitWorkOrdersInput(BaseModel):
     # order's lock (send_work_order), so a failing partner never holds back a cancel
     send_webhooks: bool = True
     # set: the releases are written too (each release's lines and its empty shipment, as
-    # of this time), so the store has them before the order shows them (patch
-    # oms-13-releases-at-submission; before, each release's workflow wrote its own first)
+    # of this time), before the order shows them (patch oms-13-releases-at-submission;
+    # before, each release's workflow wrote its own first)
     release_at: datetime | None = None
 
 
@@ -934,9 +934,9 @@ class FulfillmentInput(BaseModel):
     # a TRANSFER release: shipped to this pickup store, received and handed over there
     # (shipment_key + HANDOVER_SUFFIX is the store's part, handover_key)
     transfer_to: str | None = None
-    # the order wrote the release (with its work orders) and recorded it before it
-    # started this workflow, which begins with the pick (patch oms-13-releases-at-submission;
-    # releases from before write it and signal the order themselves)
+    # the order writes the release (with its work orders) and records it itself: this
+    # workflow begins with the pick (patch oms-13-releases-at-submission; releases from
+    # before write it and signal the order themselves)
     order_took_release: bool = False
 
     @property

@@ -525,26 +525,6 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 OrderStatus.DOCUMENTED,
                 ", ".join(f"{d.kind} for {d.location_id}" for d in docs.documents),
             )
-        submitted: SubmitWorkOrdersResult = await self._stage_call(
-            "submission",
-            "submit_work_orders",
-            SubmitWorkOrdersInput(
-                order_id=self.order.order_id,
-                releases=plans,
-                send_webhooks=not self.partners_apart,
-                release_at=workflow.now() if self.releases_at_submission else None,
-            ),
-            SubmitWorkOrdersResult,
-        )
-        if self.partners_apart:
-            # sent by _deliver, outside the lock, once the lock is given back
-            self.state.undelivered.extend(p for p in plans if p.work_order_id in submitted.to_send)
-        self.view.work_orders.extend(submitted.work_orders)
-        detail = ", ".join(f"{w.work_order_id} to {w.location_id}" for w in submitted.work_orders)
-        if first:
-            await self._set_status(OrderStatus.SUBMITTED, detail)
-        else:
-            self._event("work_orders_submitted", detail)
         skus = {line.line_id: line.sku for line in self.order.lines}
 
         def child_input(plan: ReleasePlan) -> FulfillmentInput:
@@ -581,12 +561,37 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                 else ParentClosePolicy.TERMINATE,
             )
 
+        starting: asyncio.Future[list[Any]] | None = None
         if self.releases_at_submission:
+            # every release's workflow starts while submit_work_orders writes the work
+            # orders and releases: it waits for the pick, which comes once the location
+            # sees its release (after the write), so a report never waits for a start
+            starting = asyncio.gather(*(start(plan) for plan in plans))
+        submitted: SubmitWorkOrdersResult = await self._stage_call(
+            "submission",
+            "submit_work_orders",
+            SubmitWorkOrdersInput(
+                order_id=self.order.order_id,
+                releases=plans,
+                send_webhooks=not self.partners_apart,
+                release_at=workflow.now() if self.releases_at_submission else None,
+            ),
+            SubmitWorkOrdersResult,
+        )
+        if self.partners_apart:
+            # sent by _deliver, outside the lock, once the lock is given back
+            self.state.undelivered.extend(p for p in plans if p.work_order_id in submitted.to_send)
+        self.view.work_orders.extend(submitted.work_orders)
+        detail = ", ".join(f"{w.work_order_id} to {w.location_id}" for w in submitted.work_orders)
+        if first:
+            await self._set_status(OrderStatus.SUBMITTED, detail)
+        else:
+            self._event("work_orders_submitted", detail)
+        if starting is not None:
             # submit_work_orders wrote the releases: the order records them (and the status
-            # they give) in this workflow task, and starts every release's workflow at once
-            # (before: one after the other, each release then wrote itself and signalled
-            # the order, a workflow task of the order's own); a later step's report comes
-            # after this
+            # they give) in this workflow task (before: each release wrote itself and
+            # signalled the order, a workflow task of the order's own), before it can take
+            # any later step's report; then it waits for their workflows' start
             for plan in plans:
                 self._take_progress(
                     FulfillmentProgress(
@@ -598,7 +603,7 @@ class OrderWorkflow(OrderApproval, OrderCancellation, OrderRouting, OrderReturns
                     )
                 )
             await self._refresh_fulfillment_status()
-            await asyncio.gather(*(start(plan) for plan in plans))
+            await starting
             return
         for plan in plans:
             handle = await start(plan)

@@ -60,10 +60,11 @@ PROGRESS_FROM_ACTIVITIES = "oms-13-progress-from-activities"
 # activities and round trips' ordering as well)
 LOCAL_STEPS = "oms-13-local-steps"
 # issue 13: an order started now takes every change up to oms-13-baseline on this one
-# marker, and: submit_work_orders writes each release (its lines and empty shipment) with
-# the work orders, and the order records the release as it starts the release's workflow,
-# which begins with the pick (its first step no longer writes the release and signals the
-# order: a signal, a workflow task and a local activity fewer per release). Orders started
+# marker, and: it starts its releases' workflows while submit_work_orders writes each
+# release (its lines and empty shipment) with the work orders, and records the releases
+# when the submission is done; a release's workflow begins with the pick (its first step
+# no longer writes the release and signals the order: a signal, a workflow task and a
+# local activity fewer per release, and no patch marker in the release). Orders started
 # before keep oms-13-baseline (or their own markers), and their releases their first step.
 RELEASES_AT_SUBMISSION = "oms-13-releases-at-submission"
 # chaos seed 7001 (tests/integration/test_cancel_in_flight.py): a cancel in flight decides

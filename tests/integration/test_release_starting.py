@@ -1,7 +1,7 @@
 """A location's report on a release the order has written but whose workflow is not
-running yet: the order writes each release with its work orders (submit_work_orders) and
-starts the release's workflow in its next workflow task, so the shipment is in the store
-(the work-order list, the order view) a moment before Temporal has the workflow.
+running yet: the order writes each release with its work orders (submit_work_orders)
+while it starts the release's workflow, and a slow start can leave the shipment in the
+store (the work-order list, the order view) a moment before Temporal has the workflow.
 
 The report waits for the start and is taken; a release whose workflow does not come within
 the wait is answered 503 `release_starting` with a Retry-After (before: 409 `not_pending`,
