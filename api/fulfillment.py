@@ -309,8 +309,8 @@ async def send_report(
             )
             break
         except Exception as err:
-            # the order writes a release's rows before it starts the release's workflow:
-            # a report that comes in between waits for the start (a release whose
+            # the order writes a release's rows while it starts the release's workflow:
+            # a report that comes before the start waits for it (a release whose
             # workflow has run and ended is answered as before)
             if not (
                 isinstance(err, RPCError)
@@ -331,11 +331,14 @@ async def send_report(
 
 async def _starting_or_running(handle: WorkflowHandle[Any, Any]) -> bool:
     """Whether Temporal has no workflow of this id yet, or has it running (started since
-    the update found none): the update is worth sending again."""
+    the update found none): the update is worth sending again. Temporal failing to answer
+    is answered as such (503)."""
     try:
         described = await handle.describe(rpc_timeout=timedelta(seconds=5))
     except RPCError as err:
-        return err.status == RPCStatusCode.NOT_FOUND
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return True
+        raise workflow_error(err) from err
     return described.status == WorkflowExecutionStatus.RUNNING
 
 
