@@ -67,7 +67,7 @@ class FulfillmentWorkflow:
         # it from here, in order by one task (or waited for each signal's delivery)
         # each step a local activity in the workflow task that takes its report (histories
         # from before ran each as an activity task of its own)
-        # (a release its order wrote and recorded is newer than the patch: no marker, whose
+        # (a release its order writes and records is newer than the patch: no marker, whose
         # TemporalChangeVersion upsert would cost a visibility write)
         self.local_steps = input.order_took_release or workflow.patched(patches.LOCAL_STEPS)
         self.progress_by_activity = self.local_steps or workflow.patched(
@@ -80,7 +80,7 @@ class FulfillmentWorkflow:
     @workflow.run
     async def run(self, input: FulfillmentInput) -> FulfillmentResult:
         workflow.set_current_details(f"releasing to {input.location_id}")
-        if not input.order_took_release:  # (the order wrote and recorded it)
+        if not input.order_took_release:  # (else the order writes and records it)
             released = self._progress(
                 "released", {line.line_id: line.quantity for line in input.lines}
             )
