@@ -209,6 +209,14 @@ class Stack:
                     raise
             await asyncio.sleep(0.05)
 
+    async def pick(self, shipment_key: str, location_id: str, picked: dict[str, int]) -> None:
+        """The location's pick report over HTTP (picked units per line), answered 200."""
+        lines = [{"line_id": k, "picked_quantity": v} for k, v in picked.items()]
+        status, answer = await self.call(
+            "POST", f"/v1/shipments/{shipment_key}/pick", key=location_id, json={"lines": lines}
+        )
+        assert status == 200, answer
+
     async def fulfil(self, shipment_key: str, location_id: str, picked: dict[str, int]) -> None:
         """Pick, ship and deliver one shipment as the location would."""
         lines = [{"line_id": k, "picked_quantity": v} for k, v in picked.items()]

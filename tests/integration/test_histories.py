@@ -172,13 +172,7 @@ async def approval_timeout(stack: Stack) -> str:
 async def backorder_rerelease(stack: Stack) -> str:
     order_id, _ = await place(stack, stock=[("WH-BERLIN", 2), ("WH-MUNICH", 2)])
     first = await stack.current_shipment(order_id, "WH-BERLIN")
-    status, body = await stack.call(
-        "POST",
-        f"/v1/shipments/{first}/pick",
-        key="WH-BERLIN",
-        json={"lines": [{"line_id": "1", "picked_quantity": 0}]},
-    )
-    assert status == 200, body
+    await stack.pick(first, "WH-BERLIN", {"1": 0})
     await deliver_all(stack, order_id, "WH-MUNICH")
     await stack.wait_status(order_id, "DELIVERED")
     return order_id
@@ -189,13 +183,7 @@ async def backorder_exhausted(stack: Stack) -> str:
     channel = await stack.make_channel("hist", backorder_retry_seconds=1, backorder_max_attempts=1)
     order_id, _ = await place(stack, channel=channel, stock=[("WH-BERLIN", 2)])
     first = await stack.current_shipment(order_id, "WH-BERLIN")
-    status, body = await stack.call(
-        "POST",
-        f"/v1/shipments/{first}/pick",
-        key="WH-BERLIN",
-        json={"lines": [{"line_id": "1", "picked_quantity": 1}]},
-    )
-    assert status == 200, body
+    await stack.pick(first, "WH-BERLIN", {"1": 1})
     view = await stack.wait_for(
         order_id,
         lambda v: v["lines"][0]["cancelled_quantity"] == 1 and bool(v["returns"]),
@@ -283,13 +271,7 @@ async def cancel_released(stack: Stack) -> str:
 async def cancel_picked(stack: Stack) -> str:
     order_id, _ = await place(stack, stock=[("WH-BERLIN", 2)])
     key = await stack.current_shipment(order_id, "WH-BERLIN")
-    status, body = await stack.call(
-        "POST",
-        f"/v1/shipments/{key}/pick",
-        key="WH-BERLIN",
-        json={"lines": [{"line_id": "1", "picked_quantity": 2}]},
-    )
-    assert status == 200, body
+    await stack.pick(key, "WH-BERLIN", {"1": 2})
     await cancel(stack, order_id)
     await stack.wait_status(order_id, "CANCELLED")
     return order_id

@@ -31,13 +31,7 @@ async def test_the_first_pick_the_store_holds_counts(stack: Stack) -> None:
         RecordPickInput(fulfillment=release, picked={"1": 1})
     )
 
-    status, answer = await stack.call(
-        "POST",
-        f"/v1/shipments/{key}/pick",
-        key="WH-BERLIN",
-        json={"lines": [{"line_id": "1", "picked_quantity": 2}]},
-    )
-    assert status == 200, answer
+    await stack.pick(key, "WH-BERLIN", {"1": 2})
     view = await stack.wait_for(
         order_id,
         lambda v: "backorder_waiting" in [e["type"] for e in v["events"]],
