@@ -149,7 +149,7 @@ class SubmissionActivities:
         sent: list[str] = []
         to_send: list[str] = []
         for plan in input.releases:
-            if activity.in_activity() and not activity.info().is_local:
+            if activity.in_activity():
                 activity.heartbeat(plan.work_order_id)  # a dead worker is noticed quickly
             messages = await self._messages(input.order_id, plan)
             if not messages:
