@@ -17,7 +17,11 @@ DELIVERED), latency percentiles from start to DELIVERED, workflow tasks, activit
 and history events per order (counted in every order's histories, children included),
 `POST /v1/orders` against `start_workflow` (p50, p99) and the ratios. `--workers 1,2,4`
 runs both once per worker count on the same server, one after the other: how throughput
-grows with worker processes. Figures only; nothing here is asserted.
+grows with worker processes. `--repeat R` runs it all R times and adds each figure's
+median (one run's figures move by a fifth and more on a small shared machine).
+`--wal-server` runs the dev server's SQLite file in WAL mode with synchronous=NORMAL (a
+sync per checkpoint, not per transaction): what each side costs when the server's disk
+syncs are not what limits it. Figures only; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,9 +186,14 @@ async def http_ok(url: str) -> bool:
         return False
 
 
+# the dev server's SQLite settings with --wal-server
+WAL_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
 class Bench:
-    def __init__(self, workdir: Path, database_url: str | None) -> None:
+    def __init__(self, workdir: Path, database_url: str | None, wal_server: bool = False) -> None:
         self.workdir = workdir
+        self.wal_server = wal_server
         self.settings = Settings(
             data_dir=workdir,
             database_url=database_url or f"sqlite+aiosqlite:///{workdir / 'oms.db'}",
@@ -218,6 +228,11 @@ class Bench:
                 "--headless",
                 "--dynamic-config-value",
                 "frontend.enableUpdateWorkflowExecution=true",
+                *(
+                    arg
+                    for pragma in (WAL_PRAGMAS if self.wal_server else ())
+                    for arg in ("--sqlite-pragma", pragma)
+                ),
             ],
             dict(os.environ),
         )
@@ -490,9 +505,10 @@ def report(
     n: int,
     c: int,
     store: str,
+    server: str = "SQLite file",
 ) -> None:
     print(
-        f"\n== lifecycle: {n} orders, {c} in flight, one dev server (SQLite file), "
+        f"\n== lifecycle: {n} orders, {c} in flight, one dev server ({server}), "
         f"store on {store}; {os.cpu_count()} cores"
     )
     print(
@@ -523,10 +539,15 @@ def report(
         f"{_ratio(percentile(project.starts, 0.5), percentile(bare.starts, 0.5))} "
         f"({project.workers} worker{'s' if project.workers > 1 else ''})"
     )
-    if len(rounds) > 1:
+    worker_counts = list(dict.fromkeys(p.workers for p, _ in rounds))
+    if len(worker_counts) > 1:
         base = rounds[0][0].per_second
-        growth = ", ".join(f"{p.workers}: {_ratio(p.per_second, base)}x" for p, _ in rounds[1:])
+        growth = ", ".join(
+            f"{p.workers}: {_ratio(p.per_second, base)}x" for p, _ in rounds[1 : len(worker_counts)]
+        )
         print(f"OMS orders/s against {rounds[0][0].workers} worker(s): {growth}")
+    if len(rounds) > len(worker_counts):
+        medians(rounds, worker_counts)
     oms_counts, bare_counts = counts
     print(
         f"\nper order (histories of {oms_counts.orders} OMS orders, {bare_counts.orders} bare "
@@ -542,15 +563,49 @@ def report(
                 print(f"  {row.what} with {row.workers} worker(s): {kind}: {count}")
 
 
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def medians(rounds: list[tuple[Round, Round]], worker_counts: list[int]) -> None:
+    """With --repeat: each figure's median over the repeats (a figure's spread from run to
+    run on a small shared machine is wider than most changes it is meant to show)."""
+    first = worker_counts[0]
+    ones = [p.per_second for p, _ in rounds if p.workers == first]
+    print(f"\nmedians over {len(ones)} repeats (each repeat's own ratios)")
+    for workers in worker_counts:
+        mine = [(p, b) for p, b in rounds if p.workers == workers]
+        share = _median([p.per_second / b.per_second for p, b in mine if b.per_second])
+        post = _median(
+            [
+                pp / bp
+                for p, b in mine
+                if (pp := percentile(p.starts, 0.5)) and (bp := percentile(b.starts, 0.5))
+            ]
+        )
+        line = (
+            f"{workers:>7}  OMS {_median([p.per_second for p, _ in mine]):.2f} orders/s, "
+            f"bare {_median([b.per_second for _, b in mine]):.2f}; OMS/bare {share:.2f}; "
+            f"POST p50 / start_workflow p50 {post:.2f}"
+        )
+        if workers != first:
+            growth = [p.per_second / one for (p, _), one in zip(mine, ones, strict=False) if one]
+            line += f"; against {first} worker(s) {_median(growth):.2f}x"
+        print(line)
+
+
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="oms-bench-"))
-    bench = Bench(workdir, args.database_url)
+    bench = Bench(workdir, args.database_url, wal_server=args.wal_server)
     rounds: list[tuple[Round, Round]] = []
     try:
-        client = await bench.up(stock=args.orders * len(args.workers) + 100)
+        client = await bench.up(stock=args.orders * len(args.workers) * args.repeat + 100)
         counts: tuple[HistoryCounts, HistoryCounts] | None = None
-        for workers in args.workers:
-            print(f"-- {workers} worker(s): OMS, {args.orders} orders ...", flush=True)
+        for run, workers in (
+            (run, workers) for run in range(args.repeat) for workers in args.workers
+        ):
+            again = f" (repeat {run + 1} of {args.repeat})" if args.repeat > 1 else ""
+            print(f"-- {workers} worker(s){again}: OMS, {args.orders} orders ...", flush=True)
             project = await oms_round(bench, workers, args.orders, args.in_flight)
             print(
                 f"   {project.per_second:.2f} orders/s, p50 {_s(project.latencies, 0.5)}; "
@@ -567,7 +622,8 @@ async def main(args: argparse.Namespace) -> None:
                 )
         assert counts is not None
         store = "PostgreSQL" if args.database_url else "a SQLite file"
-        report(rounds, counts, args.orders, args.in_flight, store)
+        server = "SQLite file in WAL mode" if args.wal_server else "SQLite file"
+        report(rounds, counts, args.orders, args.in_flight, store, server)
     finally:
         bench.stop_all()
         if args.keep:
@@ -605,10 +661,25 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the store: a database of its own, seeded with the demo data and stock "
         "(default: a SQLite file in the run's directory)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every worker count's pair of rounds this many times, one after the other, "
+        "and print each figure's median too (default 1)",
+    )
+    parser.add_argument(
+        "--wal-server",
+        action="store_true",
+        help="the dev server's SQLite in WAL mode, synchronous=NORMAL (default: as make dev, "
+        "the server's defaults: a sync per transaction)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the logs and state")
     args = parser.parse_args(argv)
     if args.orders < 1 or not 1 <= args.in_flight <= args.orders:
         parser.error("N must be at least 1 and C from 1 to N")
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat from 1 to 20")
     return args
 
 
