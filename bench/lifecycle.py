@@ -17,8 +17,9 @@ DELIVERED), latency percentiles from start to DELIVERED, workflow tasks, activit
 and history events per order (counted in every order's histories, children included),
 `POST /v1/orders` against `start_workflow` (p50, p99) and the ratios. `--workers 1,2,4`
 runs both once per worker count on the same server, one after the other: how throughput
-grows with worker processes. `--repeat R` runs it all R times and adds each figure's
-median (one run's figures move by a fifth and more on a small shared machine).
+grows with worker processes. `--repeat R` runs it all R times (the bare pairs first in
+every other repeat) and adds each figure's median (one run's figures move by a fifth and
+more on a small shared machine).
 `--wal-server` runs the dev server's SQLite file in WAL mode with synchronous=NORMAL (a
 sync per checkpoint, not per transaction): what each side costs when the server's disk
 syncs are not what limits it. Figures only; nothing here is asserted.
@@ -605,15 +606,20 @@ async def main(args: argparse.Namespace) -> None:
             (run, workers) for run in range(args.repeat) for workers in args.workers
         ):
             again = f" (repeat {run + 1} of {args.repeat})" if args.repeat > 1 else ""
-            print(f"-- {workers} worker(s){again}: OMS, {args.orders} orders ...", flush=True)
+            print(f"-- {workers} worker(s){again}, {args.orders} orders:", flush=True)
+            # the server slows as its file fills with the rounds before: every other
+            # repeat runs the bare pairs first, so neither side always gets the fuller one
+            if run % 2:
+                bare = await bare_round(bench, client, workers, args.orders, args.in_flight)
+                print(f"   bare {bare.per_second:.2f} pairs/s", flush=True)
             project = await oms_round(bench, workers, args.orders, args.in_flight)
             print(
-                f"   {project.per_second:.2f} orders/s, p50 {_s(project.latencies, 0.5)}; "
-                f"bare pairs ...",
+                f"   OMS {project.per_second:.2f} orders/s, p50 {_s(project.latencies, 0.5)}",
                 flush=True,
             )
-            bare = await bare_round(bench, client, workers, args.orders, args.in_flight)
-            print(f"   {bare.per_second:.2f} pairs/s, p50 {_s(bare.latencies, 0.5)}", flush=True)
+            if not run % 2:
+                bare = await bare_round(bench, client, workers, args.orders, args.in_flight)
+                print(f"   bare {bare.per_second:.2f} pairs/s", flush=True)
             rounds.append((project, bare))
             if counts is None:
                 counts = (
