@@ -158,8 +158,11 @@ class Settings:
     worker_max_cached_workflows: str = field(
         default_factory=lambda: _env("WORKER_MAX_CACHED_WORKFLOWS", "1000")
     )
+    # 2, not the SDK's 5: on the dev server, five workflow-task long polls per worker made
+    # every start_workflow (and so POST /v1/orders) wait twice as long, for no more orders
+    # per second (README, Performance)
     worker_workflow_task_pollers: str = field(
-        default_factory=lambda: _env("WORKER_WORKFLOW_TASK_POLLERS", "5")
+        default_factory=lambda: _env("WORKER_WORKFLOW_TASK_POLLERS", "2")
     )
     worker_activity_task_pollers: str = field(
         default_factory=lambda: _env("WORKER_ACTIVITY_TASK_POLLERS", "5")

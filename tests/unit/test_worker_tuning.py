@@ -11,6 +11,7 @@ from workers.settings import Settings
 def test_tuning_defaults_and_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     tuning = Settings().worker_tuning()
     assert (tuning.max_concurrent_activities, tuning.max_cached_workflows) == (50, 1000)
+    assert (tuning.workflow_task_pollers, tuning.activity_task_pollers) == (2, 5)
     monkeypatch.setenv("OMS_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "8")
     monkeypatch.setenv("OMS_WORKER_MAX_CACHED_WORKFLOWS", "0")
     monkeypatch.setenv("OMS_WORKER_ACTIVITY_TASK_POLLERS", " 3 ")
