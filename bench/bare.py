@@ -6,7 +6,8 @@ activities do nothing, so what it costs is Temporal's: workflow tasks, activity 
 history events.
 
 `python -m bench.bare ADDRESS NAMESPACE TASK_QUEUE` runs one worker process for it (the
-benchmark starts as many as it starts OMS workers).
+benchmark starts as many as it starts OMS workers), with an OMS worker's slots, sticky
+cache and pollers (the OMS_WORKER_* settings).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import partial
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 STEP_TIMEOUT = timedelta(seconds=30)
 PARENT_STEPS = ("validate", "route", "respond", "document", "submit")
@@ -70,12 +71,21 @@ async def serve(address: str, namespace: str, task_queue: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # an OMS worker's capacity (the same OMS_WORKER_* settings): both sides poll and take
+    # tasks alike (imported here: the workflows above are re-imported in the sandbox)
+    from workers.settings import Settings
+
+    tuning = Settings().worker_tuning()
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[BareOrder, BareRelease],
         activities=[bare_step],
-        max_concurrent_activities=50,  # as an OMS worker's default
+        max_concurrent_activities=tuning.max_concurrent_activities,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        max_cached_workflows=tuning.max_cached_workflows,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
     )
     async with worker:
         print(f"bare worker on task queue {task_queue}", flush=True)
