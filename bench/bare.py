@@ -20,7 +20,7 @@ from functools import partial
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 
 STEP_TIMEOUT = timedelta(seconds=30)
 PARENT_STEPS = ("validate", "route", "respond", "document", "submit")
@@ -73,19 +73,15 @@ async def serve(address: str, namespace: str, task_queue: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     # an OMS worker's capacity (the same OMS_WORKER_* settings): both sides poll and take
     # tasks alike (imported here: the workflows above are re-imported in the sandbox)
+    from workers.main import capacity
     from workers.settings import Settings
 
-    tuning = Settings().worker_tuning()
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[BareOrder, BareRelease],
         activities=[bare_step],
-        max_concurrent_activities=tuning.max_concurrent_activities,
-        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
-        max_cached_workflows=tuning.max_cached_workflows,
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
+        **capacity(Settings().worker_tuning()),
     )
     async with worker:
         print(f"bare worker on task queue {task_queue}", flush=True)

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
@@ -24,7 +25,7 @@ from workers.bytecode import keep_compiled_modules, remove_compiled_modules
 from workers.client import Stopped, connect_with_retry, open_store_with_retry
 from workers.schedules import ensure_reconcile_schedule
 from workers.search_attributes import ensure_search_attributes
-from workers.settings import Settings, check_or_exit, host_port
+from workers.settings import Settings, WorkerTuning, check_or_exit, host_port
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconcile import ReconcileReservationsWorkflow
@@ -70,15 +71,23 @@ def build_worker(
             client=client,
             outgoing_allow=settings.outgoing_allow_list(),
         ),
-        max_concurrent_activities=tuning.max_concurrent_activities,
-        max_concurrent_local_activities=tuning.max_concurrent_local_activities,
-        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
-        max_cached_workflows=tuning.max_cached_workflows,
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
         graceful_shutdown_timeout=graceful_shutdown,
         interceptors=[metrics.StageFailureInterceptor()],
+        **capacity(tuning),
     )
+
+
+def capacity(tuning: WorkerTuning) -> dict[str, Any]:
+    """The Worker options a process's OMS_WORKER_* settings give: slots per kind of task,
+    the sticky cache and the pollers (bench/bare.py's workers take the same)."""
+    return {
+        "max_concurrent_activities": tuning.max_concurrent_activities,
+        "max_concurrent_local_activities": tuning.max_concurrent_local_activities,
+        "max_concurrent_workflow_tasks": tuning.max_concurrent_workflow_tasks,
+        "max_cached_workflows": tuning.max_cached_workflows,
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
+        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
+    }
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:

@@ -219,9 +219,8 @@ class Stack:
 
     async def fulfil(self, shipment_key: str, location_id: str, picked: dict[str, int]) -> None:
         """Pick, ship and deliver one shipment as the location would."""
-        lines = [{"line_id": k, "picked_quantity": v} for k, v in picked.items()]
+        await self.pick(shipment_key, location_id, picked)
         for action, body in (
-            ("pick", {"lines": lines}),
             ("ship", {"carrier": "DHL", "tracking_number": "TRACK-1"}),
             ("deliver", {}),
         ):
